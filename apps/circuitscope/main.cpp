@@ -1,0 +1,110 @@
+// circuitscope: circuit discovery in transformer language models.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "circuitscope/error.hpp"
+#include "circuitscope/runtime.hpp"
+#include "command.hpp"
+
+namespace circuitscope::app {
+
+std::vector<CommandSpec>& command_registry() {
+  static std::vector<CommandSpec> r;
+  return r;
+}
+
+void add_model_options(CLI::App* sub, CommonModelOptions& o, bool positional_model) {
+  if (positional_model) sub->add_option("model_dir", o.model_dir, "Hugging Face model directory")->required();
+  sub->add_option("--dtype", o.dtype, "compute dtype: f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
+  sub->add_option("--device", o.device, "cpu, cuda or cuda:N");
+}
+
+std::vector<int64_t> parse_id_list(const std::string& s, const std::string& option) {
+  std::vector<int64_t> out;
+  std::string tok;
+  std::string norm = s;
+  std::replace(norm.begin(), norm.end(), ',', ' ');
+  std::istringstream in(norm);
+  while (in >> tok) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != tok.size()) throw Error(ErrorCode::kUsage, option + ": '" + tok + "' is not an integer token id");
+    out.push_back(v);
+  }
+  if (out.empty()) throw Error(ErrorCode::kUsage, option + ": no token ids given");
+  return out;
+}
+
+std::vector<std::vector<int64_t>> read_id_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(ErrorCode::kIo, "cannot read ids file '" + path + "'");
+  std::vector<std::vector<int64_t>> out;
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    out.push_back(parse_id_list(line, path + ":" + std::to_string(n)));
+  }
+  if (out.empty()) throw Error(ErrorCode::kInput, "ids file '" + path + "' has no prompts");
+  return out;
+}
+
+}  // namespace circuitscope::app
+
+int main(int argc, char** argv) {
+  using namespace circuitscope;
+  auto logger = spdlog::stderr_color_mt("circuitscope");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
+
+  CLI::App cli{"circuitscope: circuit discovery in transformer language models"};
+  cli.require_subcommand(1);
+  cli.set_version_flag("--version", std::string("circuitscope ") + CIRCUITSCOPE_VERSION);
+  int verbosity = 0;
+  bool quiet = false;
+  int threads = 0;
+  cli.add_flag("-v,--verbose", verbosity, "more logging (-vv for debug)");
+  cli.add_flag("-q,--quiet", quiet, "only errors on stderr");
+  cli.add_option("--threads", threads, "CPU threads for libtorch and BLAS (default: all cores)");
+
+  std::vector<std::pair<CLI::App*, std::function<int()>>> runners;
+  for (auto& spec : app::command_registry()) {
+    CLI::App* sub = cli.add_subcommand(spec.name, spec.help);
+    runners.emplace_back(sub, spec.setup(sub));
+  }
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e) == 0 ? 0 : static_cast<int>(ErrorCode::kUsage);
+  }
+  spdlog::set_level(quiet ? spdlog::level::err
+                          : verbosity >= 2 ? spdlog::level::debug
+                          : verbosity == 1 ? spdlog::level::info
+                                           : spdlog::level::info);
+  try {
+    // libtorch's default here is 1 thread; use every core unless told otherwise.
+    set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    for (auto& [sub, run] : runners)
+      if (sub->parsed()) return run();
+  } catch (const Error& e) {
+    spdlog::error("{}", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    spdlog::error("internal error: {}", e.what());
+    return static_cast<int>(ErrorCode::kInternal);
+  }
+  return static_cast<int>(ErrorCode::kUsage);
+}

@@ -1,0 +1,1 @@
+# SentencePiece module (owned by the tokenizer work): built as a separate shared object.

@@ -1,0 +1,25 @@
+// What the process actually runs on: BLAS library, threads, libtorch version, devices.
+#pragma once
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+
+namespace circuitscope {
+
+struct RuntimeInfo {
+  std::string blas_name;     // "OpenBLAS" or "unknown (reference BLAS?)"
+  std::string blas_path;     // file the BLAS symbols were loaded from
+  std::string blas_config;   // openblas_get_config()
+  std::string blas_parallel; // "openmp" | "pthreads" | "sequential" | "unknown"
+  int blas_threads = 0;
+  int torch_threads = 0;
+  std::string torch_version;
+  bool cuda_available = false;
+  int cuda_devices = 0;
+};
+
+RuntimeInfo runtime_info();
+nlohmann::json runtime_to_json(const RuntimeInfo& r);
+// Sets libtorch's intra-op threads (and OpenBLAS's when loaded). n <= 0 keeps the default.
+void set_num_threads(int n);
+
+}  // namespace circuitscope

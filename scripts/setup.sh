@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs everything circuitscope needs on Debian 12. Safe to run repeatedly:
+# it only asks apt for packages that are missing.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libtorch-dev                 # libtorch 1.13 (CPU)
+  libopenblas0-openmp          # fast BLAS; the binary loads it explicitly (see src/model/blas.cpp)
+  libsentencepiece-dev sentencepiece   # library + spm_train/spm_encode used by tests
+  nlohmann-json3-dev libcli11-dev libspdlog-dev catch2
+  libpcre2-dev                 # regex engine for tokenizer.json Split pre-tokenizers
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PKGS[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup: done"

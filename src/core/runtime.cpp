@@ -1,0 +1,59 @@
+#include "circuitscope/runtime.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <torch/version.h>
+
+#include <nlohmann/json.hpp>
+
+namespace circuitscope {
+
+RuntimeInfo runtime_info() {
+  RuntimeInfo r;
+  using GetConfig = char* (*)();
+  using GetInt = int (*)();
+  void* cfg = dlsym(RTLD_DEFAULT, "openblas_get_config");
+  if (cfg) {
+    r.blas_name = "OpenBLAS";
+    r.blas_config = reinterpret_cast<GetConfig>(cfg)();
+    Dl_info info{};
+    if (dladdr(cfg, &info) && info.dli_fname) r.blas_path = info.dli_fname;
+    if (void* par = dlsym(RTLD_DEFAULT, "openblas_get_parallel")) {
+      switch (reinterpret_cast<GetInt>(par)()) {
+        case 0: r.blas_parallel = "sequential"; break;
+        case 1: r.blas_parallel = "pthreads"; break;
+        case 2: r.blas_parallel = "openmp"; break;
+        default: r.blas_parallel = "unknown";
+      }
+    }
+    if (void* nt = dlsym(RTLD_DEFAULT, "openblas_get_num_threads")) r.blas_threads = reinterpret_cast<GetInt>(nt)();
+  } else {
+    void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_");
+    r.blas_name = sgemm ? "unknown (not OpenBLAS; likely reference BLAS)" : "none found (libtorch internal kernels)";
+    Dl_info info{};
+    if (sgemm && dladdr(sgemm, &info) && info.dli_fname) r.blas_path = info.dli_fname;
+    r.blas_parallel = "unknown";
+  }
+  r.torch_threads = at::get_num_threads();
+  r.torch_version = TORCH_VERSION;
+  r.cuda_available = at::hasCUDA();
+  // Device count without linking CUDA headers: at::hasCUDA() reflects build + driver.
+  r.cuda_devices = r.cuda_available ? static_cast<int>(at::getNumGPUs()) : 0;
+  return r;
+}
+
+nlohmann::json runtime_to_json(const RuntimeInfo& r) {
+  return {{"blas", r.blas_name},        {"blas_path", r.blas_path}, {"blas_config", r.blas_config},
+          {"blas_parallel", r.blas_parallel}, {"blas_threads", r.blas_threads}, {"torch_threads", r.torch_threads},
+          {"torch_version", r.torch_version}, {"cuda_available", r.cuda_available}, {"cuda_devices", r.cuda_devices}};
+}
+
+void set_num_threads(int n) {
+  if (n <= 0) return;
+  at::set_num_threads(n);
+  using SetInt = void (*)(int);
+  if (void* f = dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) reinterpret_cast<SetInt>(f)(n);
+}
+
+}  // namespace circuitscope
