@@ -10,6 +10,7 @@ PKGS=(
   libsentencepiece-dev sentencepiece   # library + spm_train/spm_encode used by tests
   nlohmann-json3-dev libcli11-dev libspdlog-dev catch2
   libpcre2-dev                 # regex engine for tokenizer.json Split pre-tokenizers
+  libutf8proc-dev              # Unicode normalization (NFC/NFKC) for tokenizer.json normalizers
 )
 
 missing=()
