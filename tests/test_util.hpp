@@ -1,0 +1,31 @@
+// Shared test helpers.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+
+namespace cs_test {
+
+inline std::string data_dir() { return CS_TEST_DATA_DIR; }
+inline std::string binary_path() { return CS_BINARY_PATH; }
+
+// Checks |a-b| <= atol + rtol*|ref| elementwise and reports the worst element on failure.
+inline void require_close(const at::Tensor& got_in, const at::Tensor& ref_in, double atol, double rtol,
+                          const std::string& what) {
+  INFO(what << ": got shape " << got_in.sizes() << ", reference shape " << ref_in.sizes());
+  REQUIRE(got_in.sizes() == ref_in.sizes());
+  at::Tensor got = got_in.detach().to(at::kCPU, at::kDouble);
+  at::Tensor ref = ref_in.detach().to(at::kCPU, at::kDouble);
+  at::Tensor err = (got - ref).abs();
+  at::Tensor excess = err - (atol + rtol * ref.abs());
+  const double max_err = err.max().item<double>();
+  const double worst = excess.max().item<double>();
+  INFO(what << ": max |a-b| = " << max_err << " (atol " << atol << ", rtol " << rtol << ")");
+  REQUIRE(worst <= 0.0);
+}
+
+// Runs a shell command, returns exit code, captures stdout+stderr into `out`.
+int run_command(const std::string& cmd, std::string& out);
+
+}  // namespace cs_test
