@@ -11,6 +11,7 @@ namespace circuitscope {
 enum class SlidingWindowRule {
   kNever,                 // Llama: no sliding window
   kWhenUseSlidingWindow,  // Qwen2/Qwen3: only if use_sliding_window is true, for layers >= max_window_layers
+                          // (transformers 5 files list "layer_types" instead, which wins)
   kWhenSet,               // Mistral: whenever sliding_window is a number
 };
 
@@ -80,7 +81,7 @@ struct ModelConfig {
   bool qk_norm = false;
   std::string hidden_act = "silu";
   int64_t sliding_window = 0;          // 0: none
-  int64_t max_window_layers = 0;       // layers >= this use the window (Qwen rule)
+  std::vector<bool> sliding_layers;    // per layer: uses the sliding window
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;
   std::string torch_dtype;  // as stored in config.json, informational

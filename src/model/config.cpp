@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -52,33 +53,43 @@ std::vector<int64_t> get_ids(const json& v, const std::string& source, const cha
   bad(source, std::string("\"") + key + "\" must be an integer or a list of integers");
 }
 
-void parse_rope_scaling(const json& j, const std::string& source, ModelConfig& c) {
-  if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return;
-  const json& r = j["rope_scaling"];
-  if (!r.is_object()) bad(source, "\"rope_scaling\" must be an object or null");
-  std::string type;
+// One rope parameter object: transformers < 5 writes "rope_scaling" (theta separate), transformers 5
+// writes "rope_parameters" (theta inside). Both carry rope_type (older files: "type").
+void parse_rope_params(const json& r, const std::string& source, const char* key, ModelConfig& c) {
+  if (!r.is_object()) bad(source, std::string("\"") + key + "\" must be an object or null");
+  std::string type = "default";
   if (r.contains("rope_type") && r["rope_type"].is_string()) type = r["rope_type"].get<std::string>();
   else if (r.contains("type") && r["type"].is_string()) type = r["type"].get<std::string>();
   if (type == "default") return;
   if (type != "linear" && type != "llama3")
-    throw Error(ErrorCode::kUnsupported, source + ": rope_scaling type '" + type +
-                                             "' is not supported; supported: linear, llama3 (or null)");
+    throw Error(ErrorCode::kUnsupported, source + ": " + key + " rope_type '" + type +
+                                             "' is not supported; supported: default, linear, llama3");
   c.rope_scaling.type = type;
   c.rope_scaling.factor = get_num(r, source, "factor", 1.0);
-  if (c.rope_scaling.factor <= 0) bad(source, "rope_scaling.factor must be positive");
+  if (c.rope_scaling.factor <= 0) bad(source, std::string(key) + ".factor must be positive");
   if (type == "llama3") {
     c.rope_scaling.low_freq_factor = get_num(r, source, "low_freq_factor", 1.0);
     c.rope_scaling.high_freq_factor = get_num(r, source, "high_freq_factor", 4.0);
     c.rope_scaling.original_max_position_embeddings = get_int(r, source, "original_max_position_embeddings", 8192);
     if (c.rope_scaling.high_freq_factor <= c.rope_scaling.low_freq_factor)
-      bad(source, "rope_scaling.high_freq_factor must exceed low_freq_factor");
+      bad(source, std::string(key) + ".high_freq_factor must exceed low_freq_factor");
+  }
+}
+
+void parse_rope(const json& j, const std::string& source, ModelConfig& c) {
+  c.rope_theta = get_num(j, source, "rope_theta", 10000.0);
+  if (j.contains("rope_parameters") && !j["rope_parameters"].is_null()) {
+    c.rope_theta = get_num(j["rope_parameters"], source, "rope_theta", c.rope_theta);
+    parse_rope_params(j["rope_parameters"], source, "rope_parameters", c);
+  } else if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    parse_rope_params(j["rope_scaling"], source, "rope_scaling", c);
   }
 }
 
 }  // namespace
 
 bool ModelConfig::layer_uses_sliding_window(int64_t layer) const {
-  return sliding_window > 0 && layer >= max_window_layers;
+  return sliding_window > 0 && layer >= 0 && layer < static_cast<int64_t>(sliding_layers.size()) && sliding_layers[layer];
 }
 
 std::string ModelConfig::tensor_name(const char* tmpl, int64_t layer) const {
@@ -125,8 +136,7 @@ ModelConfig parse_config(const json& j, const std::string& source) {
   }
   if (c.head_dim <= 0 || c.head_dim % 2 != 0) bad(source, "head_dim must be a positive even number; found " + std::to_string(c.head_dim));
   c.rms_norm_eps = get_num(j, source, "rms_norm_eps", 1e-6);
-  c.rope_theta = get_num(j, source, "rope_theta", 10000.0);
-  parse_rope_scaling(j, source, c);
+  parse_rope(j, source, c);
   c.tie_word_embeddings = get_bool(j, source, "tie_word_embeddings", c.arch->default_tie);
   c.qkv_bias = get_bool(j, source, "attention_bias", c.arch->qkv_bias);
   c.o_bias = j.contains("attention_bias") ? c.qkv_bias : c.arch->o_bias;
@@ -137,24 +147,47 @@ ModelConfig parse_config(const json& j, const std::string& source) {
   if (get_bool(j, source, "mlp_bias", false))
     throw Error(ErrorCode::kUnsupported, source + ": mlp_bias=true is not supported");
 
+  // Which layers use a sliding window: transformers 5 lists it in "layer_types"; older files follow
+  // the architecture's rule.
   const bool has_window = j.contains("sliding_window") && j["sliding_window"].is_number_integer();
-  switch (c.arch->sliding) {
-    case SlidingWindowRule::kNever: break;
-    case SlidingWindowRule::kWhenUseSlidingWindow:
-      if (get_bool(j, source, "use_sliding_window", false) && has_window) {
-        c.sliding_window = j["sliding_window"].get<int64_t>();
-        c.max_window_layers = get_int(j, source, "max_window_layers", 0);
-      }
-      break;
-    case SlidingWindowRule::kWhenSet:
-      if (has_window) c.sliding_window = j["sliding_window"].get<int64_t>();
-      break;
+  const int64_t window = has_window ? j["sliding_window"].get<int64_t>() : 0;
+  c.sliding_layers.assign(c.n_layers, false);
+  if (j.contains("layer_types") && j["layer_types"].is_array()) {
+    const json& lt = j["layer_types"];
+    if (static_cast<int64_t>(lt.size()) != c.n_layers)
+      bad(source, "\"layer_types\" has " + std::to_string(lt.size()) + " entries; expected num_hidden_layers = " +
+                      std::to_string(c.n_layers));
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      const std::string t = lt[l].is_string() ? lt[l].get<std::string>() : lt[l].dump();
+      if (t == "sliding_attention") c.sliding_layers[l] = true;
+      else if (t != "full_attention")
+        throw Error(ErrorCode::kUnsupported, source + ": layer_types[" + std::to_string(l) + "] is '" + t +
+                                                 "'; supported: full_attention, sliding_attention");
+    }
+  } else {
+    switch (c.arch->sliding) {
+      case SlidingWindowRule::kNever: break;
+      case SlidingWindowRule::kWhenUseSlidingWindow:
+        if (get_bool(j, source, "use_sliding_window", false) && has_window) {
+          const int64_t first = get_int(j, source, "max_window_layers", 0);
+          for (int64_t l = first; l < c.n_layers; ++l) c.sliding_layers[l] = true;
+        }
+        break;
+      case SlidingWindowRule::kWhenSet:
+        if (has_window) c.sliding_layers.assign(c.n_layers, true);
+        break;
+    }
   }
-  if (c.sliding_window < 0) bad(source, "sliding_window must be positive");
+  const bool any_sliding = std::find(c.sliding_layers.begin(), c.sliding_layers.end(), true) != c.sliding_layers.end();
+  if (any_sliding) {
+    if (window <= 0) bad(source, "sliding-window layers need a positive integer \"sliding_window\"");
+    c.sliding_window = window;
+  }
 
   if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"].get<int64_t>();
   if (j.contains("eos_token_id")) c.eos_token_ids = get_ids(j["eos_token_id"], source, "eos_token_id");
-  if (j.contains("torch_dtype") && j["torch_dtype"].is_string()) c.torch_dtype = j["torch_dtype"].get<std::string>();
+  for (const char* k : {"torch_dtype", "dtype"})
+    if (j.contains(k) && j[k].is_string()) c.torch_dtype = j[k].get<std::string>();
   return c;
 }
 
