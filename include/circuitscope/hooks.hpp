@@ -144,3 +144,21 @@ HookFn add_hook(at::Tensor delta, std::optional<int64_t> head = std::nullopt);
 HookFn scale_hook(double factor, std::optional<int64_t> head = std::nullopt);
 
 }  // namespace circuitscope
+
+namespace circuitscope {
+
+// Head-level interventions as in the Thinking Sparks study: zero a head's output, or scale it.
+// Applied on blocks.{layer}.attn.hook_z (a head's output is W_O applied to its z, and o_proj has
+// no per-head bias), so they hold during generation too.
+struct HeadIntervention {
+  int64_t layer = 0;
+  int64_t head = 0;
+  double factor = 0.0;  // 0 = ablate (zero)
+};
+
+// "3.1" (ablate layer 3 head 1) or "3.1=1.3" / "3.1:1.3" (scale by 1.3).
+HeadIntervention parse_head_intervention(const std::string& spec);
+std::vector<HookHandle> apply_head_interventions(HookManager& hooks, const std::vector<HeadIntervention>& edits,
+                                                 int64_t n_heads);
+
+}  // namespace circuitscope

@@ -1,0 +1,102 @@
+// circuitscope generate MODEL_DIR --ids ... --max-new-tokens N [--greedy | --temperature T --top-p P --seed S]
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "circuitscope/error.hpp"
+#include "circuitscope/generate.hpp"
+#include "circuitscope/hooks.hpp"
+#include "circuitscope/model.hpp"
+#include "command.hpp"
+#include "prompts.hpp"
+
+namespace circuitscope::app {
+namespace {
+
+struct GenOptions {
+  CommonModelOptions model;
+  PromptOptions prompts;
+  int64_t max_new_tokens = 32;
+  bool greedy = false;
+  double temperature = 0.0;  // 0 = greedy unless other sampling options are set
+  double top_p = 1.0;
+  int64_t top_k = 0;
+  double min_p = 0.0;
+  uint64_t seed = 0;
+  std::vector<std::string> ablate;
+  std::vector<std::string> scale;
+  bool json = false;
+};
+
+int run_generate(const GenOptions& o) {
+  auto model = HookedTransformer::from_pretrained(o.model.model_dir, {o.model.dtype, o.model.device});
+  const auto prompts = collect_prompts(o.prompts, o.model.model_dir);
+  GenerateOptions g;
+  g.max_new_tokens = o.max_new_tokens;
+  g.eos_ids = model->config().eos_token_ids;
+  const bool sampling = !o.greedy && (o.temperature > 0 || o.top_p < 1.0 || o.top_k > 0 || o.min_p > 0);
+  if (o.greedy && (o.temperature > 0 || o.top_p < 1.0 || o.top_k > 0 || o.min_p > 0))
+    throw Error(ErrorCode::kUsage, "--greedy cannot be combined with --temperature/--top-p/--top-k/--min-p");
+  g.sampling.greedy = !sampling;
+  g.sampling.temperature = o.temperature > 0 ? o.temperature : 1.0;
+  g.sampling.top_p = o.top_p;
+  g.sampling.top_k = o.top_k;
+  g.sampling.min_p = o.min_p;
+  g.sampling.seed = o.seed;
+  std::vector<HeadIntervention> edits;
+  for (const auto& s : o.ablate) {
+    HeadIntervention h = parse_head_intervention(s);
+    if (s.find_first_of("=:") != std::string::npos) throw Error(ErrorCode::kUsage, "--ablate-head takes LAYER.HEAD");
+    edits.push_back(h);
+  }
+  for (const auto& s : o.scale) {
+    if (s.find_first_of("=:") == std::string::npos) throw Error(ErrorCode::kUsage, "--scale-head takes LAYER.HEAD=FACTOR");
+    edits.push_back(parse_head_intervention(s));
+  }
+  auto handles = apply_head_interventions(model->hooks(), edits, model->config().n_heads);
+  const auto t0 = std::chrono::steady_clock::now();
+  GenerateResult r = generate(*model, prompts, g);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int64_t n_new = 0;
+  for (const auto& t : r.tokens) n_new += static_cast<int64_t>(t.size());
+  spdlog::info("generated {} token(s) for {} prompt(s) in {:.2f} s ({:.1f} tokens/s, {})", n_new, prompts.size(), secs,
+               secs > 0 ? n_new / secs : 0.0, sampling ? "sampled" : "greedy");
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (o.json) {
+      nlohmann::json j = {{"prompt_ids", prompts[i]}, {"ids", r.tokens[i]}, {"finish_reason", r.finish_reasons[i]}};
+      std::cout << j.dump() << "\n";
+    } else {
+      for (size_t k = 0; k < r.tokens[i].size(); ++k) std::cout << (k ? "," : "") << r.tokens[i][k];
+      std::cout << "\n";
+    }
+  }
+  return 0;
+}
+
+CommandRegistrar reg({"generate", "Generate continuations (greedy or sampled) with a KV cache",
+                      [](CLI::App* sub) {
+                        auto o = std::make_shared<GenOptions>();
+                        add_model_options(sub, o->model);
+                        add_prompt_options(sub, o->prompts);
+                        sub->add_option("--max-new-tokens", o->max_new_tokens, "tokens to generate per prompt")
+                            ->check(CLI::NonNegativeNumber);
+                        sub->add_flag("--greedy", o->greedy, "greedy decoding (the default when no sampling option is set)");
+                        sub->add_option("--temperature", o->temperature, "sampling temperature (> 0 enables sampling)")
+                            ->check(CLI::NonNegativeNumber);
+                        sub->add_option("--top-p", o->top_p, "nucleus sampling threshold")->check(CLI::Range(0.0, 1.0));
+                        sub->add_option("--top-k", o->top_k, "keep the k most likely tokens")->check(CLI::NonNegativeNumber);
+                        sub->add_option("--min-p", o->min_p, "drop tokens below min_p x the top probability")
+                            ->check(CLI::Range(0.0, 1.0));
+                        sub->add_option("--seed", o->seed, "sampling seed");
+                        sub->add_option("--ablate-head", o->ablate, "zero a head's output during generation: LAYER.HEAD");
+                        sub->add_option("--scale-head", o->scale, "scale a head's output: LAYER.HEAD=FACTOR (e.g. 3.1=1.3)");
+                        sub->add_flag("--json", o->json, "one JSON object per prompt");
+                        sub->footer("Prints the new token ids of each prompt, one line per prompt. Stops at the "
+                                    "config's EOS ids.");
+                        return [o] { return run_generate(*o); };
+                      }});
+
+}  // namespace
+}  // namespace circuitscope::app
