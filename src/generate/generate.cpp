@@ -8,14 +8,14 @@
 
 #include "circuitscope/error.hpp"
 #include "circuitscope/model.hpp"
+#include "circuitscope/sampling.hpp"
 
 namespace circuitscope {
 
-namespace {
+at::Generator make_cpu_generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
-// Applies the sampling filters in Hugging Face's order: temperature, top-k, top-p, min-p.
-// logits [B,V] float32 on CPU; returns chosen ids [B].
-at::Tensor sample(at::Tensor logits, const SamplingOptions& s, at::Generator& gen) {
+at::Tensor sample_next_tokens(const at::Tensor& logits_in, const SamplingOptions& s, at::Generator& gen) {
+  at::Tensor logits = logits_in.to(at::kCPU, at::kFloat);
   if (s.greedy) return logits.argmax(-1);
   if (s.temperature <= 0) throw Error(ErrorCode::kUsage, "temperature must be positive for sampling");
   logits = logits / s.temperature;
@@ -42,8 +42,6 @@ at::Tensor sample(at::Tensor logits, const SamplingOptions& s, at::Generator& ge
   return at::multinomial(probs, 1, false, gen).squeeze(-1);
 }
 
-}  // namespace
-
 GenerateResult generate(HookedTransformer& model, const std::vector<std::vector<int64_t>>& prompts,
                         const GenerateOptions& opts) {
   c10::AutoGradMode no_grad(false);
@@ -67,7 +65,7 @@ GenerateResult generate(HookedTransformer& model, const std::vector<std::vector<
   }
   const bool padded = std::any_of(prompts.begin(), prompts.end(), [&](const auto& p) { return (int64_t)p.size() != Tmax; });
 
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(opts.sampling.seed);
+  at::Generator gen = make_cpu_generator(opts.sampling.seed);
   KVCache cache = model.make_cache(B, Tmax + std::max<int64_t>(opts.max_new_tokens, 1));
   GenerateResult res;
   res.tokens.assign(B, {});
@@ -79,7 +77,7 @@ GenerateResult generate(HookedTransformer& model, const std::vector<std::vector<
     at::Tensor m = padded ? mask.narrow(1, 0, S) : at::Tensor();
     at::Tensor logits = model.forward(step_ids, m, &cache);  // [B,T,V]
     at::Tensor last = logits.select(1, logits.size(1) - 1).to(at::kCPU, at::kFloat);
-    at::Tensor next = sample(last, opts.sampling, gen);  // [B]
+    at::Tensor next = sample_next_tokens(last, opts.sampling, gen);  // [B]
     for (int64_t b = 0; b < B; ++b) {
       if (done[b]) {
         next[b] = opts.pad_id;

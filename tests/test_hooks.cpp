@@ -1,0 +1,325 @@
+// Hook points: naming, caches, scoped write hooks, head slices, gradients, split inputs, generation.
+#include <c10/core/GradMode.h>
+
+#include "circuitscope/error.hpp"
+#include "circuitscope/generate.hpp"
+#include "circuitscope/hooks.hpp"
+#include "circuitscope/model.hpp"
+#include "circuitscope/sampling.hpp"
+#include "test_util.hpp"
+
+using namespace circuitscope;
+
+namespace {
+std::unique_ptr<HookedTransformer> load(const std::string& rel) {
+  return HookedTransformer::from_pretrained(cs_test::data_dir() + "/" + rel);
+}
+at::Tensor sample_ids() { return at::tensor({5, 17, 300, 42, 7, 99, 256, 3}, at::kLong).view({1, 8}); }
+}  // namespace
+
+TEST_CASE("hook names follow TransformerLens and globs select them", "[hooks]") {
+  HookManager m(4);
+  REQUIRE(m.find("hook_embed").has_value());
+  REQUIRE(m.find("ln_final.hook_normalized").has_value());
+  for (const char* n : {"blocks.3.attn.hook_z", "blocks.0.attn.hook_q", "blocks.0.attn.hook_rot_k", "blocks.2.attn.hook_pattern",
+                        "blocks.1.attn.hook_attn_scores", "blocks.1.attn.hook_result", "blocks.0.hook_resid_pre",
+                        "blocks.0.hook_mlp_in", "blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post", "blocks.0.hook_mlp_out",
+                        "blocks.3.hook_resid_post", "blocks.0.hook_resid_mid", "blocks.0.hook_attn_out", "blocks.0.hook_q_input",
+                        "blocks.0.attn.hook_k", "blocks.0.attn.hook_v", "blocks.0.attn.hook_rot_q"}) {
+    INFO(n);
+    REQUIRE(m.find(n).has_value());
+  }
+  REQUIRE_FALSE(m.find("blocks.4.attn.hook_z").has_value());
+  REQUIRE(m.match("blocks.*.hook_resid_post").size() == 4);
+  REQUIRE(m.match("blocks.1.attn.hook_?").size() == 4);  // q, k, v, z
+  REQUIRE_THROWS_AS(m.match("blocks.*.no_such_hook"), Error);
+  REQUIRE(glob_match("a*b*c", "axxbyyc"));
+  REQUIRE_FALSE(glob_match("a*b", "axxbc"));
+}
+
+TEST_CASE("activation shapes at every hook point", "[hooks]") {
+  c10::AutoGradMode no_grad(false);
+  auto m = load("hf-ref/qwen3-tiny");  // H=4, K=2, Dh=32 != D/H, so shapes tell the dims apart
+  ActivationCache cache;
+  auto h = cache.attach(m->hooks(), {"*"});
+  (void)m->forward(sample_ids());
+  const int64_t B = 1, T = 8, D = 64, H = 4, K = 2, Dh = 32, M = 128;
+  using V = std::vector<int64_t>;
+  REQUIRE(cache.at("hook_embed").sizes().vec() == V{B, T, D});
+  REQUIRE(cache.at("blocks.1.attn.hook_q").sizes().vec() == V{B, T, H, Dh});
+  REQUIRE(cache.at("blocks.1.attn.hook_k").sizes().vec() == V{B, T, K, Dh});
+  REQUIRE(cache.at("blocks.1.attn.hook_v").sizes().vec() == V{B, T, K, Dh});
+  REQUIRE(cache.at("blocks.1.attn.hook_rot_q").sizes().vec() == V{B, T, H, Dh});
+  REQUIRE(cache.at("blocks.1.attn.hook_rot_k").sizes().vec() == V{B, T, K, Dh});
+  REQUIRE(cache.at("blocks.1.attn.hook_attn_scores").sizes().vec() == V{B, H, T, T});
+  REQUIRE(cache.at("blocks.1.attn.hook_pattern").sizes().vec() == V{B, H, T, T});
+  REQUIRE(cache.at("blocks.1.attn.hook_z").sizes().vec() == V{B, T, H, Dh});
+  REQUIRE(cache.at("blocks.1.attn.hook_result").sizes().vec() == V{B, T, H, D});
+  REQUIRE(cache.at("blocks.1.hook_q_input").sizes().vec() == V{B, T, H, D});
+  REQUIRE(cache.at("blocks.1.hook_k_input").sizes().vec() == V{B, T, K, D});
+  REQUIRE(cache.at("blocks.1.mlp.hook_post").sizes().vec() == V{B, T, M});
+  REQUIRE(cache.at("blocks.2.hook_resid_post").sizes().vec() == V{B, T, D});
+  // resid_post of layer l feeds resid_pre of layer l+1 unchanged.
+  REQUIRE(at::equal(cache.at("blocks.0.hook_resid_post"), cache.at("blocks.1.hook_resid_pre")));
+  // Per-head results add up to the attention output (o_proj has no bias here).
+  cs_test::require_close(cache.at("blocks.1.attn.hook_result").sum(2), cache.at("blocks.1.hook_attn_out"), 1e-5, 1e-5,
+                         "sum of hook_result vs hook_attn_out");
+  // Masked scores: the future is never attended to.
+  REQUIRE(cache.at("blocks.0.attn.hook_pattern")[0][0][0].narrow(0, 1, T - 1).abs().max().item<float>() == 0.0f);
+}
+
+TEST_CASE("optional computation paths do not change the outputs", "[hooks]") {
+  c10::AutoGradMode no_grad(false);
+  auto m = load("hf-ref/qwen3-tiny");
+  at::Tensor base = m->forward(sample_ids());
+  auto identity = [](const at::Tensor& x, const HookContext&) { return x; };
+  SECTION("per-head result") {
+    auto h = m->hooks().add("blocks.*.attn.hook_result", identity);
+    cs_test::require_close(m->forward(sample_ids()), base, 1e-5, 1e-5, "logits with hook_result active");
+  }
+  SECTION("split q/k/v inputs") {
+    auto h = m->hooks().add("blocks.*.hook_?_input", identity);
+    cs_test::require_close(m->forward(sample_ids()), base, 1e-5, 1e-5, "logits with split inputs");
+  }
+  SECTION("hook_mlp_in and hook_attn_in") {
+    auto h = m->hooks().add("blocks.*.hook_mlp_in", identity);
+    auto h2 = m->hooks().add("blocks.*.hook_attn_in", identity);
+    REQUIRE(at::equal(m->forward(sample_ids()), base));
+  }
+}
+
+TEST_CASE("write hooks are scoped and edit exactly the requested slice", "[hooks]") {
+  c10::AutoGradMode no_grad(false);
+  auto m = load("hf-tiny/qwen2-tiny");
+  at::Tensor base = m->forward(sample_ids());
+  {
+    auto h = m->hooks().add("blocks.1.attn.hook_z", scale_hook(0.0, 2));
+    ActivationCache cache;  // attached after the edit, so it sees the edited value
+    auto hc = cache.attach(m->hooks(), {"blocks.1.attn.hook_z"});
+    at::Tensor edited = m->forward(sample_ids());
+    REQUIRE_FALSE(at::allclose(edited, base));
+    at::Tensor z = cache.at("blocks.1.attn.hook_z");
+    REQUIRE(z.select(2, 2).abs().max().item<float>() == 0.0f);
+    REQUIRE(z.select(2, 1).abs().max().item<float>() > 0.0f);
+  }
+  // Handle gone: the model is back to normal.
+  REQUIRE(at::equal(m->forward(sample_ids()), base));
+
+  SECTION("scaling a head by 1 changes nothing; replace with its own value changes nothing") {
+    ActivationCache cache;
+    {
+      auto hc = cache.attach(m->hooks(), {"blocks.2.attn.hook_z"});
+      m->forward(sample_ids());
+    }
+    at::Tensor z = cache.at("blocks.2.attn.hook_z");
+    auto h1 = m->hooks().add("blocks.2.attn.hook_z", scale_hook(1.0, 0));
+    auto h2 = m->hooks().add("blocks.2.attn.hook_z", replace_hook(z.select(2, 3), 3));
+    cs_test::require_close(m->forward(sample_ids()), base, 1e-6, 0, "identity edits");
+  }
+  SECTION("add on a head equals the same delta on the full tensor restricted to that head") {
+    at::Tensor delta = at::randn({1, 8, 16});
+    at::Tensor a, b;
+    {
+      auto h = m->hooks().add("blocks.0.attn.hook_z", add_hook(delta, 1));
+      a = m->forward(sample_ids());
+    }
+    {
+      at::Tensor full = at::zeros({1, 8, 4, 16});
+      full.select(2, 1).copy_(delta);
+      auto h = m->hooks().add("blocks.0.attn.hook_z", add_hook(full));
+      b = m->forward(sample_ids());
+    }
+    cs_test::require_close(a, b, 1e-6, 0, "head add vs full add");
+    REQUIRE_FALSE(at::allclose(a, base));
+  }
+  SECTION("a hook returning the wrong shape is an error") {
+    auto h = m->hooks().add("blocks.0.hook_resid_pre", [](const at::Tensor& x, const HookContext&) { return x.narrow(1, 0, 2); });
+    REQUIRE_THROWS_AS(m->forward(sample_ids()), Error);
+  }
+  SECTION("head index out of range") {
+    auto h = m->hooks().add("blocks.0.attn.hook_z", scale_hook(0.0, 9));
+    REQUIRE_THROWS_AS(m->forward(sample_ids()), Error);
+  }
+}
+
+TEST_CASE("head interventions parse and apply", "[hooks]") {
+  auto e = parse_head_intervention("3.1");
+  REQUIRE(e.layer == 3);
+  REQUIRE(e.head == 1);
+  REQUIRE(e.factor == 0.0);
+  auto s = parse_head_intervention("2.0=1.3");
+  REQUIRE(s.factor == Approx(1.3));
+  REQUIRE_THROWS_AS(parse_head_intervention("3"), Error);
+  REQUIRE_THROWS_AS(parse_head_intervention("a.b"), Error);
+  REQUIRE_THROWS_AS(parse_head_intervention("1.2=x"), Error);
+  HookManager hm(2);
+  REQUIRE_THROWS_AS(apply_head_interventions(hm, {HeadIntervention{5, 0, 0.0}}, 4), Error);
+  REQUIRE_THROWS_AS(apply_head_interventions(hm, {HeadIntervention{0, 4, 0.0}}, 4), Error);
+}
+
+TEST_CASE("gradients flow through hooks and match finite differences", "[hooks][grad]") {
+  auto m = load("hf-tiny/qwen2-tiny");
+  const std::string point = "blocks.1.attn.hook_z";
+  auto metric = [](const at::Tensor& logits) { return logits[0][7][11] - logits[0][7][23]; };
+  ActivationCache cache;
+  at::Tensor grad;
+  {
+    auto h = cache.attach(m->hooks(), {point}, /*detach=*/false);
+    at::Tensor z_holder;
+    auto g = m->hooks().add(point, [&](const at::Tensor& x, const HookContext&) {
+      at::Tensor y = x.detach().clone().set_requires_grad(true);
+      z_holder = y;
+      return y;
+    });
+    at::Tensor v = metric(m->forward(sample_ids()));
+    v.backward();
+    grad = z_holder.grad().clone();
+  }
+  REQUIRE(grad.abs().sum().item<double>() > 0);
+  // Central differences in float32 on three elements of z (all at or before position 7, so all matter).
+  c10::AutoGradMode no_grad(false);
+  for (auto [t, hd, d] : {std::tuple<int64_t, int64_t, int64_t>{7, 0, 3}, {2, 3, 10}, {5, 1, 0}}) {
+    const double eps = 1e-2;
+    auto value_with = [&](double delta) {
+      at::Tensor add = at::zeros({1, 8, 4, 16});
+      add[0][t][hd][d] = delta;
+      auto h = m->hooks().add(point, add_hook(add));
+      return metric(m->forward(sample_ids())).item<double>();
+    };
+    const double fd = (value_with(eps) - value_with(-eps)) / (2 * eps);
+    const double g = grad[0][t][hd][d].item<double>();
+    INFO("position " << t << " head " << hd << " dim " << d << ": autograd " << g << ", finite difference " << fd);
+    REQUIRE(std::abs(fd - g) <= 2e-3 + 2e-2 * std::abs(g));
+  }
+}
+
+TEST_CASE("batched and padded rows equal the same sequences run alone", "[model][invariants]") {
+  c10::AutoGradMode no_grad(false);
+  for (const std::string rel : {"hf-tiny/qwen2-tiny", "hf-ref/mistral-tiny", "hf-ref/qwen3-tiny"}) {
+    INFO(rel);
+    auto m = load(rel);
+    at::Tensor a = at::tensor({5, 17, 300, 42, 7, 99, 256, 3, 8, 9, 10, 11}, at::kLong).view({1, 12});
+    at::Tensor b = at::tensor({50, 1, 30, 4, 70}, at::kLong).view({1, 5});
+    at::Tensor la = m->forward(a), lb = m->forward(b);
+    // Left-pad b to length 12 with an attention mask.
+    at::Tensor ids = at::zeros({2, 12}, at::kLong);
+    ids[0].copy_(a[0]);
+    ids[1].narrow(0, 7, 5).copy_(b[0]);
+    at::Tensor mask = at::zeros({2, 12}, at::kLong);
+    mask[0].fill_(1);
+    mask[1].narrow(0, 7, 5).fill_(1);
+    at::Tensor lab = m->forward(ids, mask);
+    cs_test::require_close(lab[0], la[0], 1e-4, 0, "row 0 of the padded batch");
+    cs_test::require_close(lab[1].narrow(0, 7, 5), lb[0], 1e-4, 0, "row 1 (left-padded) of the padded batch");
+  }
+}
+
+TEST_CASE("write hooks stay active during generation", "[hooks][generate]") {
+  auto m = load("hf-tiny/qwen2-tiny");
+  std::vector<int64_t> prompt{5, 17, 300, 42};
+  GenerateOptions o;
+  o.max_new_tokens = 6;
+  auto base = generate(*m, {prompt}, o);
+  int calls = 0;
+  std::vector<int64_t> offsets;
+  {
+    auto counter = m->hooks().add("blocks.0.hook_resid_pre", [&](const at::Tensor& x, const HookContext& c) {
+      ++calls;
+      offsets.push_back(c.pos_offset);
+      return x;
+    });
+    auto same = generate(*m, {prompt}, o);
+    REQUIRE(same.tokens == base.tokens);
+  }
+  REQUIRE(calls == 6);  // one prefill + five cached steps (the sixth token needs no further forward)
+  REQUIRE(offsets == std::vector<int64_t>{0, 4, 5, 6, 7, 8});
+  // Ablating every head of every layer must change what is generated.
+  std::vector<HeadIntervention> edits;
+  for (int64_t l = 0; l < 4; ++l)
+    for (int64_t h = 0; h < 4; ++h) edits.push_back({l, h, 0.0});
+  {
+    auto hs = apply_head_interventions(m->hooks(), edits, 4);
+    auto ablated = generate(*m, {prompt}, o);
+    REQUIRE(ablated.tokens != base.tokens);
+  }
+}
+
+TEST_CASE("sampling filters", "[generate][sampling]") {
+  at::Generator gen = make_cpu_generator(1);
+  auto draw = [&](at::Tensor probs, SamplingOptions s, int n) {
+    std::set<int64_t> seen;
+    at::Tensor logits = probs.log().view({1, -1});
+    for (int i = 0; i < n; ++i) seen.insert(sample_next_tokens(logits, s, gen)[0].item<int64_t>());
+    return seen;
+  };
+  SamplingOptions s;
+  s.greedy = false;
+  at::Tensor p = at::tensor({0.05, 0.5, 0.3, 0.15}, at::kFloat);
+  SECTION("top-k") {
+    s.top_k = 2;
+    REQUIRE(draw(p, s, 300) == std::set<int64_t>{1, 2});
+  }
+  SECTION("top-p keeps the smallest set reaching p") {
+    s.top_p = 0.7;  // 0.5 alone < 0.7, 0.5 + 0.3 >= 0.7
+    REQUIRE(draw(p, s, 300) == std::set<int64_t>{1, 2});
+    s.top_p = 0.4;
+    REQUIRE(draw(p, s, 100) == std::set<int64_t>{1});
+  }
+  SECTION("min-p") {
+    s.min_p = 0.5;  // threshold 0.25
+    REQUIRE(draw(p, s, 300) == std::set<int64_t>{1, 2});
+  }
+  SECTION("no filter reaches every token") {
+    REQUIRE(draw(p, s, 2000).size() == 4);
+  }
+  SECTION("greedy") {
+    SamplingOptions g;
+    REQUIRE(draw(p, g, 5) == std::set<int64_t>{1});
+  }
+}
+
+TEST_CASE("sampled generation is reproducible from its seed", "[generate][sampling]") {
+  auto m = load("hf-tiny/qwen2-tiny");
+  GenerateOptions o;
+  o.max_new_tokens = 12;
+  o.sampling.greedy = false;
+  o.sampling.temperature = 1.5;
+  o.sampling.seed = 42;
+  auto a = generate(*m, {{5, 17, 300}, {9, 8}}, o);
+  auto b = generate(*m, {{5, 17, 300}, {9, 8}}, o);
+  REQUIRE(a.tokens == b.tokens);
+  o.sampling.seed = 43;
+  auto c = generate(*m, {{5, 17, 300}, {9, 8}}, o);
+  REQUIRE(c.tokens != a.tokens);
+  // top_k = 1 sampling is greedy.
+  GenerateOptions g;
+  g.max_new_tokens = 12;
+  o.sampling.top_k = 1;
+  REQUIRE(generate(*m, {{5, 17, 300}}, o).tokens == generate(*m, {{5, 17, 300}}, g).tokens);
+}
+
+TEST_CASE("generation stops at EOS and at stop strings", "[generate]") {
+  auto m = load("hf-tiny/qwen2-tiny");
+  GenerateOptions g;
+  g.max_new_tokens = 10;
+  auto free_run = generate(*m, {{5, 17, 300}}, g);
+  REQUIRE(free_run.tokens[0].size() == 10);
+  // Declare the third generated token an EOS: generation must stop right after it.
+  g.eos_ids = {free_run.tokens[0][2]};
+  auto r = generate(*m, {{5, 17, 300}}, g);
+  const auto first = std::find(free_run.tokens[0].begin(), free_run.tokens[0].end(), free_run.tokens[0][2]);
+  REQUIRE(r.tokens[0] == std::vector<int64_t>(free_run.tokens[0].begin(), first + 1));
+  REQUIRE(r.finish_reasons[0] == "eos");
+  // Stop strings on a toy decoder that spells ids as "<id>".
+  GenerateOptions s;
+  s.max_new_tokens = 10;
+  s.decode = [](const std::vector<int64_t>& ids) {
+    std::string t;
+    for (auto i : ids) t += "<" + std::to_string(i) + ">";
+    return t;
+  };
+  s.stop_strings = {"<" + std::to_string(free_run.tokens[0][4]) + ">"};
+  auto rs = generate(*m, {{5, 17, 300}}, s);
+  REQUIRE(rs.finish_reasons[0] == "stop_string");
+  REQUIRE(rs.tokens[0].size() <= 5);
+}
