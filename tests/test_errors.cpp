@@ -1,4 +1,6 @@
 // Bad input gives one clear error naming the file, tensor or key, and a non-zero exit code.
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>

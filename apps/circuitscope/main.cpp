@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
 
   CLI::App cli{"circuitscope: circuit discovery in transformer language models"};
   cli.require_subcommand(1);
+  cli.fallthrough();  // global options (--threads, -v, -q) work after the command name too
   cli.set_version_flag("--version", std::string("circuitscope ") + CIRCUITSCOPE_VERSION);
   int verbosity = 0;
   bool quiet = false;

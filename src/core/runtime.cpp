@@ -28,11 +28,19 @@ RuntimeInfo runtime_info() {
       }
     }
     if (void* nt = dlsym(RTLD_DEFAULT, "openblas_get_num_threads")) r.blas_threads = reinterpret_cast<GetInt>(nt)();
+  } else if (void* mkl = dlsym(RTLD_DEFAULT, "mkl_get_max_threads")) {
+    r.blas_name = "MKL";
+    Dl_info info{};
+    if (dladdr(mkl, &info) && info.dli_fname) r.blas_path = info.dli_fname;
+    r.blas_parallel = "unknown";
+    r.blas_threads = reinterpret_cast<GetInt>(mkl)();
   } else {
     void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_");
-    r.blas_name = sgemm ? "unknown (not OpenBLAS; likely reference BLAS)" : "none found (libtorch internal kernels)";
     Dl_info info{};
     if (sgemm && dladdr(sgemm, &info) && info.dli_fname) r.blas_path = info.dli_fname;
+    if (!sgemm) r.blas_name = "none found (libtorch's own kernels)";
+    else if (r.blas_path.find("libblas") != std::string::npos) r.blas_name = "reference BLAS (slow; install libopenblas0-openmp)";
+    else r.blas_name = "unknown BLAS bundled in " + r.blas_path;
     r.blas_parallel = "unknown";
   }
   r.torch_threads = at::get_num_threads();
