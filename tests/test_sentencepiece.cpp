@@ -541,3 +541,38 @@ TEST_CASE("SentencePiece module C ABI", "[spm]") {
   REQUIRE(tensor_check() == 486.0f);
   // dlopen of the same file returns the loader's handle; it is never closed.
 }
+
+TEST_CASE("SentencePiece module C ABI also works from its own link namespace (dlmopen)", "[spm]") {
+  // The ABI passes only C buffers freed by the module, so the module also runs under
+  // dlmopen(LM_ID_NEWLM), which gives it its own libc/libstdc++ heap; this keeps that option open.
+  void* h = ::dlmopen(LM_ID_NEWLM, module_path().c_str(), RTLD_NOW | RTLD_LOCAL);
+  INFO("dlmopen: " << (h ? "" : ::dlerror()));
+  REQUIRE(h != nullptr);
+  auto load_file = reinterpret_cast<decltype(&cs_spm_load_file)>(::dlsym(h, "cs_spm_load_file"));
+  auto model_free = reinterpret_cast<decltype(&cs_spm_model_free)>(::dlsym(h, "cs_spm_model_free"));
+  auto encode = reinterpret_cast<decltype(&cs_spm_encode)>(::dlsym(h, "cs_spm_encode"));
+  auto encoding_free = reinterpret_cast<decltype(&cs_spm_encoding_free)>(::dlsym(h, "cs_spm_encoding_free"));
+  auto decode = reinterpret_cast<decltype(&cs_spm_decode)>(::dlsym(h, "cs_spm_decode"));
+  auto free_string = reinterpret_cast<decltype(&cs_spm_free)>(::dlsym(h, "cs_spm_free"));
+  REQUIRE((load_file && model_free && encode && encoding_free && decode && free_string));
+
+  CsSpmModel* model = nullptr;
+  char* err = nullptr;
+  REQUIRE(load_file(models().unigram.c_str(), &model, &err) == 0);
+  auto tok = circuitscope::load_sentencepiece_tokenizer(models().unigram);
+  for (const auto& s : sentences()) {
+    INFO("sentence '" << s << "'");
+    CsSpmEncoding enc{};
+    REQUIRE(encode(model, s.data(), s.size(), &enc, &err) == 0);
+    const std::vector<int64_t> ids(enc.ids, enc.ids + enc.size);
+    CHECK(ids == tok->encode(s, false).ids);
+    char* text = nullptr;
+    size_t size = 0;
+    REQUIRE(decode(model, enc.ids, enc.size, 0, &text, &size, &err) == 0);
+    CHECK(std::string(text, size) == tok->decode(ids, true));
+    free_string(text);
+    encoding_free(&enc);
+  }
+  model_free(model);
+  REQUIRE(tensor_check() == 486.0f);
+}
