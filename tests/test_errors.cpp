@@ -15,11 +15,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Each call makes a new folder; the whole set is removed when the test binary exits.
 fs::path temp_dir(const std::string& tag) {
-  fs::path d = fs::temp_directory_path() / ("cs_err_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  static struct Root {
+    std::string path = cs_test::make_temp_dir("errors");
+    ~Root() { cs_test::remove_tree(path); }
+  } root;
+  return cs_test::make_temp_dir(tag, root.path);
 }
 
 void write_text(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }

@@ -25,6 +25,12 @@ inline void require_close(const at::Tensor& got_in, const at::Tensor& ref_in, do
   REQUIRE(worst <= 0.0);
 }
 
+// A fresh, unique folder under $TMPDIR (mkdtemp). Tests never use std::filesystem::remove_all: the
+// pip builds of libtorch 2.x export a broken copy of it that takes precedence and crashes.
+std::string make_temp_dir(const std::string& tag, const std::string& parent = "");
+// Deletes a folder tree (nftw).
+void remove_tree(const std::string& path);
+
 // Runs a shell command, returns exit code, captures stdout+stderr into `out`.
 int run_command(const std::string& cmd, std::string& out);
 
