@@ -22,7 +22,7 @@ TEST_CASE("HF reference models: logits, embeddings and attention patterns", "[mo
   c10::AutoGradMode no_grad(false);
   for (const std::string name : kModels) {
     const std::string dir = cs_test::data_dir() + "/hf-ref/" + name;
-    auto model = HookedTransformer::from_pretrained(dir);
+    auto model = HookedTransformer::from_pretrained(dir, {"f32", cs_test::device()});
     TensorStore ref = TensorStore::open_file(dir + "/reference.safetensors");
     for (const std::string s : {"seq", "batch"}) {
       ActivationCache cache;
@@ -41,7 +41,7 @@ TEST_CASE("HF reference models: greedy generation, single and left-padded batch"
   for (const std::string name : kModels) {
     INFO(name);
     const std::string dir = cs_test::data_dir() + "/hf-ref/" + name;
-    auto model = HookedTransformer::from_pretrained(dir);
+    auto model = HookedTransformer::from_pretrained(dir, {"f32", cs_test::device()});
     TensorStore ref = TensorStore::open_file(dir + "/reference.safetensors");
     {
       std::vector<int64_t> prompt = to_vec(ref.load("greedy.prompt"));
@@ -78,11 +78,11 @@ TEST_CASE("sharded checkpoint loads the same tensors as its index says", "[model
   const std::string dir = cs_test::data_dir() + "/hf-ref/qwen2-window-sharded";
   TensorStore store = TensorStore::open_dir(dir);
   REQUIRE(store.num_files() == 5);
-  auto model = HookedTransformer::from_pretrained(dir);
+  auto model = HookedTransformer::from_pretrained(dir, {"f32", cs_test::device()});
   // Every parameter the model holds equals the stored tensor of the same name, whichever shard it is in.
   for (const auto& [name, t] : model->named_parameters()) {
     INFO(name);
-    REQUIRE(at::equal(t, store.load(name).to(at::kFloat)));
+    REQUIRE(at::equal(t.to(at::kCPU), store.load(name).to(at::kFloat)));
   }
 }
 
@@ -90,11 +90,11 @@ TEST_CASE("bf16 compute stays close to the float32 reference", "[model][bf16]") 
   c10::AutoGradMode no_grad(false);
   for (const std::string name : {"qwen3-tiny", "llama3-rope-tiny", "mistral-tiny"}) {
     const std::string dir = cs_test::data_dir() + "/hf-ref/" + name;
-    auto model = HookedTransformer::from_pretrained(dir, {"bf16", "cpu"});
+    auto model = HookedTransformer::from_pretrained(dir, {"bf16", cs_test::device()});
     REQUIRE(model->dtype() == at::kBFloat16);
     TensorStore ref = TensorStore::open_file(dir + "/reference.safetensors");
     at::Tensor want = ref.load("seq.logits");
-    at::Tensor got = model->forward(ref.load("seq.input_ids")).to(at::kFloat);
+    at::Tensor got = model->forward(ref.load("seq.input_ids")).to(at::kCPU, at::kFloat);
     const double rel = ((got - want).norm() / want.norm()).item<double>();
     const double agree = (got.argmax(-1) == want.argmax(-1)).to(at::kFloat).mean().item<double>();
     INFO(name << ": relative L2 error " << rel << ", argmax agreement " << agree);

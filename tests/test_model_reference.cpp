@@ -19,7 +19,7 @@ TEST_CASE("forward matches Hugging Face on every sample", "[model][reference]") 
   c10::AutoGradMode no_grad(false);
   for (const std::string name : {"qwen2-tiny", "llama-tiny"}) {
     const std::string dir = cs_test::data_dir() + "/hf-tiny/" + name;
-    auto model = HookedTransformer::from_pretrained(dir);
+    auto model = HookedTransformer::from_pretrained(dir, {"f32", cs_test::device()});
     TensorStore ref = TensorStore::open_file(dir + "/reference.safetensors");
     const int64_t L = model->config().n_layers;
     for (const std::string sample : {"seq0", "seq1", "seq2", "batch"}) {
@@ -65,7 +65,7 @@ TEST_CASE("RoPE tables match Hugging Face", "[model][reference]") {
 TEST_CASE("greedy generation with KV cache matches Hugging Face", "[model][reference][generate]") {
   for (const std::string name : {"qwen2-tiny", "llama-tiny"}) {
     const std::string dir = cs_test::data_dir() + "/hf-tiny/" + name;
-    auto model = HookedTransformer::from_pretrained(dir);
+    auto model = HookedTransformer::from_pretrained(dir, {"f32", cs_test::device()});
     TensorStore ref = TensorStore::open_file(dir + "/reference.safetensors");
     at::Tensor expect = ref.load("seq0.greedy_ids").view(-1);
     at::Tensor prompt_t = ref.load("seq0.input_ids").view(-1);

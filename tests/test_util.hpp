@@ -3,12 +3,18 @@
 #include <ATen/ATen.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <string>
 
 namespace cs_test {
 
 inline std::string data_dir() { return CS_TEST_DATA_DIR; }
 inline std::string binary_path() { return CS_BINARY_PATH; }
+// Device for the reference-model tests: $CS_TEST_DEVICE (e.g. "cuda"), default "cpu".
+inline std::string device() {
+  const char* d = std::getenv("CS_TEST_DEVICE");
+  return d && *d ? d : "cpu";
+}
 
 // Checks |a-b| <= atol + rtol*|ref| elementwise and reports the worst element on failure.
 inline void require_close(const at::Tensor& got_in, const at::Tensor& ref_in, double atol, double rtol,
