@@ -1,0 +1,317 @@
+// EAP and EAP-IG-inputs. The only autograd-API user of the library: gradients with respect to the
+// hook points' tensors come from torch::autograd::grad, never from parameter gradients.
+#include "circuitscope/eap.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <cmath>
+
+#include "circuitscope/error.hpp"
+#include "circuitscope/hooks.hpp"
+#include "circuitscope/model.hpp"
+
+namespace circuitscope {
+
+MetricKind parse_metric(const std::string& s) {
+  if (s == "logit-diff") return MetricKind::kLogitDiff;
+  if (s == "prob-diff") return MetricKind::kProbDiff;
+  if (s == "kl") return MetricKind::kKl;
+  throw Error(ErrorCode::kUsage, "metric '" + s + "': expected logit-diff, prob-diff or kl");
+}
+
+const char* metric_name(MetricKind m) {
+  switch (m) {
+    case MetricKind::kLogitDiff: return "logit-diff";
+    case MetricKind::kProbDiff: return "prob-diff";
+    case MetricKind::kKl: return "kl";
+  }
+  return "?";
+}
+
+namespace {
+
+at::Tensor metric_positions(const AttributionBatch& b, const at::Device& dev) {
+  const int64_t B = b.clean_ids.size(0), T = b.clean_ids.size(1);
+  if (b.positions.defined()) return b.positions.to(dev, at::kLong);
+  if (!b.attention_mask.defined()) return at::full({B}, T - 1, at::TensorOptions().dtype(at::kLong).device(dev));
+  // Last real position: argmax of mask * index.
+  at::Tensor idx = at::arange(T, at::TensorOptions().dtype(at::kLong).device(dev));
+  return (b.attention_mask.to(dev, at::kLong) * idx).argmax(1);
+}
+
+at::Tensor rows_at(const at::Tensor& logits, const at::Tensor& pos) {  // [B,T,V] -> [B,V] float32
+  const int64_t B = logits.size(0), V = logits.size(2);
+  return logits.gather(1, pos.view({B, 1, 1}).expand({B, 1, V})).squeeze(1).to(at::kFloat);
+}
+
+void check_batch(const HookedTransformer& model, const AttributionBatch& b, MetricKind metric) {
+  if (!b.clean_ids.defined() || !b.corrupted_ids.defined() || b.clean_ids.dim() != 2 ||
+      b.clean_ids.sizes() != b.corrupted_ids.sizes())
+    throw Error(ErrorCode::kInput, "attribution batch: clean_ids and corrupted_ids must both be [B,T] of one shape; found " +
+                                       (b.clean_ids.defined() ? shape_str(b.clean_ids.sizes()) : std::string("none")) +
+                                       " and " +
+                                       (b.corrupted_ids.defined() ? shape_str(b.corrupted_ids.sizes()) : std::string("none")));
+  const int64_t B = b.clean_ids.size(0);
+  if (metric != MetricKind::kKl) {
+    if (!b.answer_ids.defined() || !b.wrong_ids.defined() || b.answer_ids.numel() != B || b.wrong_ids.numel() != B)
+      throw Error(ErrorCode::kInput, std::string("attribution batch: metric ") + metric_name(metric) +
+                                         " needs answer_ids and wrong_ids with one id per example (" + std::to_string(B) + ")");
+    const int64_t V = model.config().vocab_size;
+    for (const at::Tensor* t : {&b.answer_ids, &b.wrong_ids}) {
+      at::Tensor c = t->to(at::kCPU, at::kLong);
+      if ((c < 0).logical_or(c >= V).any().item<bool>())
+        throw Error(ErrorCode::kInput, "attribution batch: answer/wrong id out of range: vocab_size is " + std::to_string(V));
+    }
+  }
+}
+
+struct RunActs {
+  at::Tensor acts;    // [B,T,U,D]
+  at::Tensor logits;  // [B,T,V]
+};
+
+RunActs run_upstream(HookedTransformer& model, const Graph& graph, const at::Tensor& ids, const at::Tensor& mask) {
+  c10::AutoGradMode no_grad(false);
+  const int64_t L = graph.spec().n_layers;
+  if (model.config().n_layers != L || model.config().n_heads != graph.spec().n_heads ||
+      model.config().n_kv_heads != graph.spec().n_kv_heads)
+    throw Error(ErrorCode::kInput, "graph shape (" + std::to_string(L) + " layers, " + std::to_string(graph.spec().n_heads) +
+                                       " heads, " + std::to_string(graph.spec().n_kv_heads) +
+                                       " kv heads) does not match the model's config");
+  ActivationCache cache;
+  RunActs out;
+  {
+    auto h = cache.attach(model.hooks(), {"hook_embed", "blocks.*.attn.hook_result", "blocks.*.hook_mlp_out"});
+    out.logits = model.forward(ids, mask);
+  }
+  std::vector<at::Tensor> parts;
+  parts.reserve(2 * L + 1);
+  parts.push_back(cache.at("hook_embed").unsqueeze(2));
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    parts.push_back(cache.at(p + "attn.hook_result"));
+    parts.push_back(cache.at(p + "hook_mlp_out").unsqueeze(2));
+  }
+  out.acts = at::cat(parts, 2);
+  return out;
+}
+
+// Gradients of the metric with respect to every downstream node's input, summed over runs.
+struct DownGrads {
+  std::vector<at::Tensor> q, k, v, mlp;  // per layer [B,T,H,D], [B,T,H|K,D] x2, [B,T,D]
+  at::Tensor logits;                      // [B,T,D]
+  void add(DownGrads&& o) {
+    if (!logits.defined()) {
+      *this = std::move(o);
+      return;
+    }
+    // Out of place: gradients returned by autograd may share storage with each other.
+    for (size_t l = 0; l < q.size(); ++l) {
+      q[l] = q[l] + o.q[l];
+      k[l] = k[l] + o.k[l];
+      v[l] = v[l] + o.v[l];
+      mlp[l] = mlp[l] + o.mlp[l];
+    }
+    logits = logits + o.logits;
+  }
+};
+
+using Grad = torch::autograd::variable_list;
+
+at::Tensor or_zeros(const at::Tensor& g, const at::Tensor& like) { return g.defined() ? g : at::zeros_like(like); }
+
+// One backward pass on `ids` (embeddings replaced by `embed` when defined).
+DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch, const at::Tensor& embed,
+                       const at::Tensor& positions, const at::Tensor& clean_logits, const EapOptions& opts) {
+  c10::AutoGradMode grad_on(true);
+  HookManager& hm = model.hooks();
+  const auto& cfg = model.config();
+  const int64_t L = cfg.n_layers, H = cfg.n_heads, K = cfg.n_kv_heads, G = H / K, Dh = cfg.head_dim;
+  const bool per_q = graph.spec().kv_edges == KvEdges::kPerQueryHead;
+
+  std::vector<at::Tensor> xq(L), xk(L), xv(L), xm(L), rq(L), rk(L), sc(L), pat(L), z(L), vv(L);
+  at::Tensor xr;
+  // Each capture returns a fresh alias (its own autograd node): hook_mlp_in and hook_resid_post
+  // hand the hook the residual tensor itself, so the gradient with respect to that tensor would
+  // include every other reader of the residual, not only the MLP (or the unembedding).
+  auto store = [](std::vector<at::Tensor>& dst) {
+    return [&dst](const at::Tensor& x, const HookContext& c) {
+      dst[c.layer] = x.view_as(x);
+      return dst[c.layer];
+    };
+  };
+  std::vector<HookHandle> handles;
+  handles.push_back(hm.add("hook_embed", [&embed](const at::Tensor& x, const HookContext&) {
+    return (embed.defined() ? embed : x).detach().requires_grad_(true);
+  }));
+  handles.push_back(hm.add("blocks.*.hook_q_input", store(xq)));
+  handles.push_back(hm.add("blocks.*.hook_k_input", store(xk)));
+  handles.push_back(hm.add("blocks.*.hook_v_input", store(xv)));
+  handles.push_back(hm.add("blocks.*.hook_mlp_in", store(xm)));
+  handles.push_back(hm.add("blocks." + std::to_string(L - 1) + ".hook_resid_post", [&xr](const at::Tensor& x, const HookContext&) {
+    xr = x.view_as(x);
+    return xr;
+  }));
+  if (per_q) {
+    handles.push_back(hm.add("blocks.*.attn.hook_rot_q", store(rq)));
+    handles.push_back(hm.add("blocks.*.attn.hook_rot_k", store(rk)));
+    handles.push_back(hm.add("blocks.*.attn.hook_attn_scores", store(sc)));
+    handles.push_back(hm.add("blocks.*.attn.hook_pattern", store(pat)));
+    handles.push_back(hm.add("blocks.*.attn.hook_z", store(z)));
+    handles.push_back(hm.add("blocks.*.attn.hook_v", store(vv)));
+  }
+  at::Tensor logits = model.forward(batch.clean_ids, batch.attention_mask);
+  handles.clear();  // the captured tensors stay alive; the hooks are no longer needed
+
+  AttributionBatch b = batch;
+  b.positions = positions;
+  at::Tensor metric = metric_per_example(opts.metric, logits, b, clean_logits).mean();
+  if (opts.loss) metric = -metric;
+
+  // Inputs: per layer q input, then k/v inputs (per kv head) or scores and z (per query head), MLP input; last resid.
+  Grad inputs;
+  for (int64_t l = 0; l < L; ++l) {
+    inputs.push_back(xq[l]);
+    if (per_q) {
+      inputs.push_back(sc[l]);
+      inputs.push_back(z[l]);
+    } else {
+      inputs.push_back(xk[l]);
+      inputs.push_back(xv[l]);
+    }
+    inputs.push_back(xm[l]);
+  }
+  inputs.push_back(xr);
+  Grad g = torch::autograd::grad({metric}, inputs, {}, /*retain_graph=*/per_q, /*create_graph=*/false, /*allow_unused=*/true);
+
+  DownGrads out;
+  size_t i = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    out.q.push_back(or_zeros(g[i], xq[l]).detach());
+    ++i;
+    if (per_q) {
+      // Each query head's own use of its kv head's key and value (the "ungrouped" gradients):
+      // d(metric)/d(rot_k) through head h = scale * sum_t dM/dscores[h,t,s] rot_q[t,h];
+      // d(metric)/d(v) through head h = sum_t pattern[h,t,s] dM/dz[t,h]. Each is pulled back through
+      // the position-wise k (v) path to the split k (v) input, one group member at a time.
+      const at::Tensor gs = or_zeros(g[i], sc[l]), gz = or_zeros(g[i + 1], z[l]);
+      i += 2;
+      const int64_t B = gs.size(0), S = gs.size(3), D = cfg.d_model;
+      const at::Tensor ck = at::einsum("bhts,bthe->bshe", {gs, rq[l]}) * (1.0 / std::sqrt(static_cast<double>(Dh)));
+      const at::Tensor cv = at::einsum("bhts,bthe->bshe", {pat[l].to(gz.scalar_type()), gz});
+      at::Tensor gk = at::empty({B, S, K, G, D}, xk[l].options().requires_grad(false));
+      at::Tensor gv = at::empty({B, S, K, G, D}, xv[l].options().requires_grad(false));
+      for (int64_t j = 0; j < G; ++j) {
+        // head g*G + j uses kv head g
+        at::Tensor cotk = ck.view({B, S, K, G, Dh}).select(3, j).contiguous();
+        at::Tensor cotv = cv.view({B, S, K, G, Dh}).select(3, j).contiguous();
+        Grad pk = torch::autograd::grad({rk[l]}, {xk[l]}, {cotk}, true, false, true);
+        Grad pv = torch::autograd::grad({vv[l]}, {xv[l]}, {cotv}, true, false, true);
+        gk.select(3, j).copy_(or_zeros(pk[0], xk[l]).detach());
+        gv.select(3, j).copy_(or_zeros(pv[0], xv[l]).detach());
+      }
+      out.k.push_back(gk.view({B, S, H, D}));
+      out.v.push_back(gv.view({B, S, H, D}));
+    } else {
+      out.k.push_back(or_zeros(g[i], xk[l]).detach());
+      out.v.push_back(or_zeros(g[i + 1], xv[l]).detach());
+      i += 2;
+    }
+    out.mlp.push_back(or_zeros(g[i], xm[l]).detach());
+    ++i;
+  }
+  out.logits = or_zeros(g[i], xr).detach();
+  return out;
+}
+
+}  // namespace
+
+at::Tensor metric_per_example(MetricKind kind, const at::Tensor& logits, const AttributionBatch& batch,
+                              const at::Tensor& clean_logits) {
+  const at::Tensor pos = metric_positions(batch, logits.device());
+  const at::Tensor last = rows_at(logits, pos);  // [B,V]
+  const int64_t B = last.size(0);
+  switch (kind) {
+    case MetricKind::kLogitDiff:
+    case MetricKind::kProbDiff: {
+      at::Tensor v = kind == MetricKind::kProbDiff ? at::softmax(last, -1) : last;
+      at::Tensor a = batch.answer_ids.to(v.device(), at::kLong).view({B, 1});
+      at::Tensor w = batch.wrong_ids.to(v.device(), at::kLong).view({B, 1});
+      return (v.gather(1, a) - v.gather(1, w)).squeeze(1);
+    }
+    case MetricKind::kKl: {
+      if (!clean_logits.defined())
+        throw Error(ErrorCode::kInternal, "metric kl needs the clean run's logits as reference");
+      at::Tensor lp = at::log_softmax(last, -1);
+      at::Tensor lpc = at::log_softmax(rows_at(clean_logits.detach(), pos), -1);
+      return (lpc.exp() * (lpc - lp)).sum(-1);
+    }
+  }
+  throw Error(ErrorCode::kInternal, "unknown metric");
+}
+
+at::Tensor upstream_activations(HookedTransformer& model, const Graph& graph, const at::Tensor& ids,
+                                const at::Tensor& attention_mask) {
+  return run_upstream(model, graph, ids, attention_mask).acts;
+}
+
+EapResult eap_scores(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch_in, const EapOptions& opts) {
+  check_batch(model, batch_in, opts.metric);
+  if (opts.ig_steps < 0) throw Error(ErrorCode::kUsage, "ig steps must be >= 0; found " + std::to_string(opts.ig_steps));
+  const auto dev = model.device();
+  AttributionBatch batch = batch_in;
+  batch.clean_ids = batch.clean_ids.to(dev, at::kLong);
+  batch.corrupted_ids = batch.corrupted_ids.to(dev, at::kLong);
+  if (batch.attention_mask.defined()) batch.attention_mask = batch.attention_mask.to(dev);
+  const at::Tensor positions = metric_positions(batch, dev);
+  batch.positions = positions;
+
+  RunActs clean = run_upstream(model, graph, batch.clean_ids, batch.attention_mask);
+  RunActs corr = run_upstream(model, graph, batch.corrupted_ids, batch.attention_mask);
+  const double sign = opts.loss ? -1.0 : 1.0;
+  EapResult res;
+  res.n_examples = batch.clean_ids.size(0);
+  {
+    c10::AutoGradMode no_grad(false);
+    res.metric_clean = sign * metric_per_example(opts.metric, clean.logits, batch, clean.logits).mean().item<double>();
+    res.metric_corrupted = sign * metric_per_example(opts.metric, corr.logits, batch, clean.logits).mean().item<double>();
+  }
+
+  DownGrads grads;
+  if (opts.ig_steps == 0) {
+    grads = gradient_run(model, graph, batch, {}, positions, clean.logits, opts);
+  } else {
+    const at::Tensor e_clean = clean.acts.select(2, 0), e_corr = corr.acts.select(2, 0);
+    for (int k = 0; k < opts.ig_steps; ++k) {
+      const double a = static_cast<double>(k) / opts.ig_steps;
+      grads.add(gradient_run(model, graph, batch, e_corr + a * (e_clean - e_corr), positions, clean.logits, opts));
+    }
+  }
+
+  // Scores in float32: delta [B,T,U,D] against each downstream node's averaged gradient.
+  c10::AutoGradMode no_grad(false);
+  const double inv_steps = opts.ig_steps == 0 ? 1.0 : 1.0 / opts.ig_steps;
+  const at::Tensor delta = (clean.acts.to(at::kFloat) - corr.acts.to(at::kFloat));
+  const auto& s = graph.spec();
+  const int64_t L = s.n_layers, H = s.n_heads, U = graph.n_upstream(), nkv = graph.kv_nodes_per_layer();
+  at::Tensor scores = at::zeros({U, graph.n_downstream()}, delta.options());
+  auto node_scores = [&](int64_t vis, const at::Tensor& g, int64_t first_down) {  // g [B,T,N,D]
+    at::Tensor sc = at::einsum("btud,btnd->un", {delta.narrow(2, 0, vis), g.to(at::kFloat)}) * inv_steps;
+    scores.narrow(0, 0, vis).narrow(1, first_down, g.size(2)).copy_(sc);
+  };
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t vis = 1 + l * (H + 1);
+    node_scores(vis, grads.q[l], graph.downstream_q(l, 0));
+    if (grads.k[l].size(2) != nkv) throw Error(ErrorCode::kInternal, "k gradient has the wrong number of nodes");
+    node_scores(vis, grads.k[l], graph.downstream_k(l, 0));
+    node_scores(vis, grads.v[l], graph.downstream_v(l, 0));
+    node_scores(vis + H, grads.mlp[l].unsqueeze(2), graph.downstream_mlp(l));
+  }
+  node_scores(U, grads.logits.unsqueeze(2), graph.downstream_logits());
+  res.scores = scores.to(at::kCPU);
+  return res;
+}
+
+}  // namespace circuitscope
