@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "circuitscope/dataset.hpp"
 #include "circuitscope/graph.hpp"
 
 namespace circuitscope {
@@ -53,6 +54,14 @@ struct EapResult {
 // M(clean) - M(corrupted) (exactly so as m grows, for EAP-IG). Hanna et al. write the same score as
 // (z_corr - z_clean) . dL/dx with L = -M, i.e. their loss=True corresponds to loss=false here.
 EapResult eap_scores(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch, const EapOptions& opts);
+
+// Examples [begin, end) as one left-padded batch (pad id 0, mask marks real tokens; clean and
+// corrupted share the padding, and the metric is read at the last position, the last real token).
+AttributionBatch make_attribution_batch(const std::vector<PairExample>& examples, size_t begin, size_t end);
+
+// Scores and baselines averaged over all examples, computed in batches of at most batch_size.
+EapResult eap_scores(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
+                     const EapOptions& opts, int64_t batch_size);
 
 // The upstream activations z_u of one run as [B,T,n_upstream,D] (compute dtype, no grad):
 // hook_embed, blocks.{l}.attn.hook_result, blocks.{l}.hook_mlp_out. Exposed for tests.

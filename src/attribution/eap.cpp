@@ -6,6 +6,7 @@
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "circuitscope/error.hpp"
@@ -312,6 +313,56 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
   node_scores(U, grads.logits.unsqueeze(2), graph.downstream_logits());
   res.scores = scores.to(at::kCPU);
   return res;
+}
+
+AttributionBatch make_attribution_batch(const std::vector<PairExample>& examples, size_t begin, size_t end) {
+  if (begin >= end || end > examples.size())
+    throw Error(ErrorCode::kInternal, "make_attribution_batch: bad range [" + std::to_string(begin) + "," + std::to_string(end) + ")");
+  const int64_t B = static_cast<int64_t>(end - begin);
+  int64_t T = 0;
+  for (size_t i = begin; i < end; ++i) T = std::max<int64_t>(T, static_cast<int64_t>(examples[i].clean_ids.size()));
+  AttributionBatch b;
+  b.clean_ids = at::zeros({B, T}, at::kLong);
+  b.corrupted_ids = at::zeros({B, T}, at::kLong);
+  b.attention_mask = at::zeros({B, T}, at::kLong);
+  b.answer_ids = at::empty({B}, at::kLong);
+  b.wrong_ids = at::empty({B}, at::kLong);
+  auto clean = b.clean_ids.accessor<int64_t, 2>();
+  auto corr = b.corrupted_ids.accessor<int64_t, 2>();
+  auto mask = b.attention_mask.accessor<int64_t, 2>();
+  for (int64_t r = 0; r < B; ++r) {
+    const PairExample& ex = examples[begin + r];
+    const int64_t n = static_cast<int64_t>(ex.clean_ids.size());
+    if (ex.corrupted_ids.size() != ex.clean_ids.size())
+      throw Error(ErrorCode::kInput, "example from line " + std::to_string(ex.line) + ": clean and corrupted lengths differ");
+    for (int64_t t = 0; t < n; ++t) {
+      clean[r][T - n + t] = ex.clean_ids[t];
+      corr[r][T - n + t] = ex.corrupted_ids[t];
+      mask[r][T - n + t] = 1;
+    }
+    b.answer_ids[r] = ex.answer_id;
+    b.wrong_ids[r] = ex.wrong_id;
+  }
+  b.positions = at::full({B}, T - 1, at::kLong);
+  return b;
+}
+
+EapResult eap_scores(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
+                     const EapOptions& opts, int64_t batch_size) {
+  if (examples.empty()) throw Error(ErrorCode::kInput, "no examples to attribute");
+  if (batch_size <= 0) throw Error(ErrorCode::kUsage, "batch size must be positive; found " + std::to_string(batch_size));
+  EapResult total;
+  const size_t N = examples.size();
+  for (size_t begin = 0; begin < N; begin += static_cast<size_t>(batch_size)) {
+    const size_t end = std::min(N, begin + static_cast<size_t>(batch_size));
+    EapResult r = eap_scores(model, graph, make_attribution_batch(examples, begin, end), opts);
+    const double w = static_cast<double>(end - begin) / static_cast<double>(N);  // batch means -> dataset mean
+    total.scores = total.scores.defined() ? total.scores + w * r.scores : w * r.scores;
+    total.metric_clean += w * r.metric_clean;
+    total.metric_corrupted += w * r.metric_corrupted;
+  }
+  total.n_examples = static_cast<int64_t>(N);
+  return total;
 }
 
 }  // namespace circuitscope
