@@ -1,0 +1,28 @@
+// Exact interventions on edges: run the clean input with chosen edges carrying their corrupted
+// values (faithfulness of a circuit, exact edge patching for validating attribution scores).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+#include "circuitscope/eap.hpp"
+#include "circuitscope/graph.hpp"
+
+namespace circuitscope {
+
+// Mean metric (negated when loss) of the clean run in which every edge u->v with
+// in_circuit[u][v] == false is patched: v's input becomes x_v + z_u(corrupted) - z_u(current run),
+// where z_u(current run) is u's output in this same, patched forward pass (as in Hanna et al.).
+// in_circuit: [n_upstream, n_downstream] bool; entries without a graph edge are ignored.
+// Per-query-head k/v nodes of a grouped-query model cannot be patched one query head at a time
+// through the model's [B,T,K,D] k/v inputs: such a graph is accepted only when each group's k
+// (and v) edges from one upstream node are all in or all out.
+double circuit_metric(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch,
+                      const at::Tensor& in_circuit, MetricKind metric, bool loss = false);
+
+// Exact edge patching: score(e) = M(clean) - M(clean with only e patched), for each listed edge
+// index; positive = the edge supports the metric (same sign convention as eap_scores).
+std::vector<double> exact_edge_scores(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch,
+                                      const std::vector<int64_t>& edges, MetricKind metric, bool loss = false);
+
+}  // namespace circuitscope

@@ -1,0 +1,120 @@
+#include "circuitscope/patching.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include "circuitscope/error.hpp"
+#include "circuitscope/hooks.hpp"
+#include "circuitscope/model.hpp"
+
+namespace circuitscope {
+
+namespace {
+
+double mean_metric(MetricKind metric, const at::Tensor& logits, const AttributionBatch& b, const at::Tensor& clean_logits,
+                   bool loss) {
+  const double v = metric_per_example(metric, logits, b, clean_logits).mean().item<double>();
+  return loss ? -v : v;
+}
+
+}  // namespace
+
+double circuit_metric(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch_in,
+                      const at::Tensor& in_circuit, MetricKind metric, bool loss) {
+  c10::AutoGradMode no_grad(false);
+  const auto& s = graph.spec();
+  const int64_t L = s.n_layers, H = s.n_heads, K = s.n_kv_heads, G = H / K, U = graph.n_upstream();
+  if (in_circuit.dim() != 2 || in_circuit.size(0) != U || in_circuit.size(1) != graph.n_downstream())
+    throw Error(ErrorCode::kInput, "circuit mask has shape " + shape_str(in_circuit.sizes()) + "; expected [" +
+                                       std::to_string(U) + "," + std::to_string(graph.n_downstream()) + "]");
+  const auto dev = model.device();
+  AttributionBatch b = batch_in;
+  b.clean_ids = b.clean_ids.to(dev, at::kLong);
+  b.corrupted_ids = b.corrupted_ids.to(dev, at::kLong);
+  if (b.attention_mask.defined()) b.attention_mask = b.attention_mask.to(dev);
+
+  // out[u][v] = 1 where a graph edge is patched; float weights in the compute dtype.
+  at::Tensor out = in_circuit.to(at::kCPU, at::kBool).logical_not().to(at::kFloat);
+  for (int64_t v = 0; v < graph.n_downstream(); ++v) {
+    const int64_t vis = graph.downstream()[v].n_visible;
+    if (vis < U) out.narrow(0, vis, U - vis).select(1, v).zero_();
+  }
+  const bool per_q = s.kv_edges == KvEdges::kPerQueryHead;
+  // Per query head with GQA: collapse each group to its kv head, which must be uniform.
+  auto kv_weights = [&](int64_t first_down) -> at::Tensor {  // [U, K]
+    at::Tensor w = out.narrow(1, first_down, graph.kv_nodes_per_layer());
+    if (!per_q || G == 1) return w;
+    at::Tensor g = w.view({U, K, G});
+    if (!at::equal(g, g.select(2, 0).unsqueeze(2).expand({U, K, G})))
+      throw Error(ErrorCode::kUnsupported,
+                  "patching single query heads' k/v edges of a grouped-query model is not supported; keep each group's "
+                  "k/v edges together or use a per-kv-head graph");
+    return g.select(2, 0);
+  };
+
+  at::Tensor clean_logits = model.forward(b.clean_ids, b.attention_mask);
+  const at::Tensor corr = upstream_activations(model, graph, b.corrupted_ids, b.attention_mask);  // [B,T,U,D]
+  if (!out.any().item<bool>()) return mean_metric(metric, clean_logits, b, clean_logits, loss);
+
+  const auto dt = corr.scalar_type();
+  std::vector<at::Tensor> cur;  // upstream outputs of this run so far, each [B,T,n,D]
+  auto diff = [&](int64_t vis) { return corr.narrow(2, 0, vis) - at::cat(cur, 2); };
+  std::vector<HookHandle> hs;
+  hs.push_back(model.hooks().add("hook_embed", [&](const at::Tensor& x, const HookContext&) {
+    cur.clear();
+    cur.push_back(x.unsqueeze(2));
+    return x;
+  }));
+  hs.push_back(model.hooks().add("blocks.*.attn.hook_result", [&](const at::Tensor& x, const HookContext&) {
+    cur.push_back(x);
+    return x;
+  }));
+  hs.push_back(model.hooks().add("blocks.*.hook_mlp_out", [&](const at::Tensor& x, const HookContext&) {
+    cur.push_back(x.unsqueeze(2));
+    return x;
+  }));
+  // Split inputs [B,T,N,D]: add sum over patched u of (corr - current).
+  auto add_split = [&](const at::Tensor& x, const at::Tensor& w) {  // w [vis, N]
+    if (!w.any().item<bool>()) return x;
+    const int64_t vis = w.size(0);
+    return x + at::einsum("btud,un->btnd", {diff(vis), w.to(x.device(), dt)});
+  };
+  std::vector<at::Tensor> wq(L), wk(L), wv(L), wm(L);
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t vis = 1 + l * (H + 1);
+    wq[l] = out.narrow(1, graph.downstream_q(l, 0), H).narrow(0, 0, vis).contiguous();
+    wk[l] = kv_weights(graph.downstream_k(l, 0)).narrow(0, 0, vis).contiguous();
+    wv[l] = kv_weights(graph.downstream_v(l, 0)).narrow(0, 0, vis).contiguous();
+    wm[l] = out.narrow(1, graph.downstream_mlp(l), 1).narrow(0, 0, vis + H).contiguous();
+  }
+  const at::Tensor wl = out.narrow(1, graph.downstream_logits(), 1).contiguous();
+  hs.push_back(model.hooks().add("blocks.*.hook_q_input", [&](const at::Tensor& x, const HookContext& c) { return add_split(x, wq[c.layer]); }));
+  hs.push_back(model.hooks().add("blocks.*.hook_k_input", [&](const at::Tensor& x, const HookContext& c) { return add_split(x, wk[c.layer]); }));
+  hs.push_back(model.hooks().add("blocks.*.hook_v_input", [&](const at::Tensor& x, const HookContext& c) { return add_split(x, wv[c.layer]); }));
+  auto add_dense = [&](const at::Tensor& x, const at::Tensor& w) {  // x [B,T,D], w [vis,1]
+    return add_split(x.unsqueeze(2), w).squeeze(2);
+  };
+  hs.push_back(model.hooks().add("blocks.*.hook_mlp_in", [&](const at::Tensor& x, const HookContext& c) { return add_dense(x, wm[c.layer]); }));
+  hs.push_back(model.hooks().add("blocks." + std::to_string(L - 1) + ".hook_resid_post",
+                                 [&](const at::Tensor& x, const HookContext&) { return add_dense(x, wl); }));
+  at::Tensor logits = model.forward(b.clean_ids, b.attention_mask);
+  hs.clear();
+  return mean_metric(metric, logits, b, clean_logits, loss);
+}
+
+std::vector<double> exact_edge_scores(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch,
+                                      const std::vector<int64_t>& edges, MetricKind metric, bool loss) {
+  at::Tensor all = at::ones({graph.n_upstream(), graph.n_downstream()}, at::kBool);
+  const double clean = circuit_metric(model, graph, batch, all, metric, loss);
+  std::vector<double> out;
+  out.reserve(edges.size());
+  for (int64_t e : edges) {
+    auto [u, d] = graph.edge_nodes(e);
+    at::Tensor m = all.clone();
+    m[u][d] = false;
+    out.push_back(clean - circuit_metric(model, graph, batch, m, metric, loss));
+  }
+  return out;
+}
+
+}  // namespace circuitscope

@@ -1,0 +1,156 @@
+// Exact edge patching and circuit metrics: the full circuit is the clean run, the empty circuit and
+// the circuit without `input`'s edges are the corrupted run, cutting every edge of a node is
+// replacing that node's output, and exact edge patching against EAP / EAP-IG.
+#include <c10/core/GradMode.h>
+
+#include <cstdio>
+
+#include "circuitscope/eap.hpp"
+#include "circuitscope/error.hpp"
+#include "circuitscope/graph.hpp"
+#include "circuitscope/hooks.hpp"
+#include "circuitscope/model.hpp"
+#include "circuitscope/patching.hpp"
+#include "test_util.hpp"
+
+using namespace circuitscope;
+
+namespace {
+AttributionBatch make_batch() {
+  AttributionBatch b;
+  b.clean_ids = at::tensor({5, 17, 300, 42, 7, 99, 256, 3, 11, 400, 23, 8, 77, 150, 61, 9}, at::kLong).view({2, 8});
+  b.corrupted_ids = b.clean_ids.clone();
+  b.corrupted_ids[0][2] = 301;
+  b.corrupted_ids[0][5] = 12;
+  b.corrupted_ids[1][1] = 402;
+  b.corrupted_ids[1][4] = 90;
+  b.answer_ids = at::tensor({300, 400}, at::kLong);
+  b.wrong_ids = at::tensor({301, 402}, at::kLong);
+  return b;
+}
+
+double run_metric(HookedTransformer& m, const at::Tensor& ids, const AttributionBatch& b, MetricKind kind,
+                  const at::Tensor& clean_logits) {
+  c10::AutoGradMode no_grad(false);
+  return metric_per_example(kind, m.forward(ids), b, clean_logits).mean().item<double>();
+}
+
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  const size_t n = a.size();
+  double ma = 0, mb = 0;
+  for (size_t i = 0; i < n; ++i) ma += a[i] / n, mb += b[i] / n;
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) * (a[i] - ma);
+    sbb += (b[i] - mb) * (b[i] - mb);
+  }
+  return sab / std::sqrt(saa * sbb);
+}
+}  // namespace
+
+TEST_CASE("circuit metric: full circuit = clean, empty circuit and cut input = corrupted", "[attribution][patching]") {
+  struct Case {
+    const char* model;
+    KvEdges mode;
+  };
+  for (const Case& c : {Case{"hf-tiny/qwen2-tiny", KvEdges::kPerKvHead}, Case{"hf-tiny/llama-tiny", KvEdges::kPerQueryHead}}) {
+    INFO(c.model);
+    auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/" + c.model);
+    const auto& cfg = m->config();
+    Graph g({cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, c.mode});
+    const AttributionBatch b = make_batch();
+    at::Tensor clean_logits;
+    {
+      c10::AutoGradMode no_grad(false);
+      clean_logits = m->forward(b.clean_ids);
+    }
+    for (MetricKind kind : {MetricKind::kLogitDiff, MetricKind::kKl}) {
+      const double clean = run_metric(*m, b.clean_ids, b, kind, clean_logits);
+      const double corr = run_metric(*m, b.corrupted_ids, b, kind, clean_logits);
+      REQUIRE(std::abs(clean - corr) > 0.1);
+      at::Tensor all = at::ones({g.n_upstream(), g.n_downstream()}, at::kBool);
+      REQUIRE(circuit_metric(*m, g, b, all, kind) == Approx(clean).margin(1e-5));
+      REQUIRE(circuit_metric(*m, g, b, at::zeros_like(all), kind) == Approx(corr).margin(1e-4));
+      at::Tensor no_input = all.clone();
+      no_input[0].fill_(false);  // every edge leaving `input`: every node reads the corrupted embedding
+      REQUIRE(circuit_metric(*m, g, b, no_input, kind) == Approx(corr).margin(1e-4));
+      REQUIRE(circuit_metric(*m, g, b, all, kind, /*loss=*/true) == Approx(-clean).margin(1e-5));
+    }
+  }
+}
+
+TEST_CASE("circuit metric: cutting every edge of a node = replacing the node's output", "[attribution][patching]") {
+  auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
+  Graph g({4, 4, 2, KvEdges::kPerQueryHead});
+  const AttributionBatch b = make_batch();
+  const at::Tensor corr = upstream_activations(*m, g, b.corrupted_ids, {});
+  double expected;
+  {
+    auto h1 = m->hooks().add("blocks.0.attn.hook_result", replace_hook(corr.select(2, g.upstream_head(0, 1)), 1));
+    auto h2 = m->hooks().add("blocks.2.attn.hook_result", replace_hook(corr.select(2, g.upstream_head(2, 3)), 3));
+    auto h3 = m->hooks().add("blocks.1.hook_mlp_out", replace_hook(corr.select(2, g.upstream_mlp(1))));
+    expected = run_metric(*m, b.clean_ids, b, MetricKind::kLogitDiff, {});
+  }
+  at::Tensor mask = at::ones({g.n_upstream(), g.n_downstream()}, at::kBool);
+  for (int64_t u : {g.upstream_head(0, 1), g.upstream_head(2, 3), g.upstream_mlp(1)}) mask[u].fill_(false);
+  const double got = circuit_metric(*m, g, b, mask, MetricKind::kLogitDiff);
+  REQUIRE(std::abs(expected - run_metric(*m, b.clean_ids, b, MetricKind::kLogitDiff, {})) > 1e-3);
+  REQUIRE(got == Approx(expected).margin(1e-5));
+  // A single query head's k edge of a GQA group cannot be patched through [B,T,K,D] inputs.
+  at::Tensor one = at::ones({g.n_upstream(), g.n_downstream()}, at::kBool);
+  one[0][g.downstream_k(1, 0)] = false;
+  REQUIRE_THROWS_AS(circuit_metric(*m, g, b, one, MetricKind::kLogitDiff), Error);
+}
+
+TEST_CASE("exact edge patching = one write hook on the downstream input; correlations with EAP printed",
+          "[attribution][patching]") {
+  auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
+  Graph g({4, 4, 2, KvEdges::kPerKvHead});
+  const AttributionBatch b = make_batch();
+  std::vector<int64_t> edges(g.n_edges());
+  for (int64_t e = 0; e < g.n_edges(); ++e) edges[e] = e;
+  const std::vector<double> exact = exact_edge_scores(*m, g, b, edges, MetricKind::kLogitDiff);
+
+  const at::Tensor zc = upstream_activations(*m, g, b.clean_ids, {});
+  const at::Tensor zx = upstream_activations(*m, g, b.corrupted_ids, {});
+  const double clean = run_metric(*m, b.clean_ids, b, MetricKind::kLogitDiff, {});
+  for (const char* name : {"a0.h1->a2.h3<q>", "input->a1.kv0<k>", "m0->a2.kv1<v>", "a3.h2->m3", "m2->logits", "input->m0"}) {
+    INFO(name);
+    const int64_t e = *g.find_edge(name);
+    auto [u, d] = g.edge_nodes(e);
+    const DownstreamNode& v = g.downstream()[d];
+    const std::string p = "blocks." + std::to_string(v.layer) + ".";
+    std::string hook;
+    std::optional<int64_t> head;
+    switch (v.kind) {
+      case DownstreamKind::kQ: hook = p + "hook_q_input", head = v.head; break;
+      case DownstreamKind::kK: hook = p + "hook_k_input", head = v.head; break;
+      case DownstreamKind::kV: hook = p + "hook_v_input", head = v.head; break;
+      case DownstreamKind::kMlp: hook = p + "hook_mlp_in"; break;
+      case DownstreamKind::kLogits: hook = "blocks.3.hook_resid_post"; break;
+    }
+    double patched;
+    {
+      auto h = m->hooks().add(hook, add_hook(zx.select(2, u) - zc.select(2, u), head));
+      patched = run_metric(*m, b.clean_ids, b, MetricKind::kLogitDiff, {});
+    }
+    REQUIRE(std::abs(clean - patched) > 1e-4);
+    REQUIRE(exact[e] == Approx(clean - patched).margin(1e-5));
+  }
+
+  EapOptions o;
+  const EapResult eap = eap_scores(*m, g, b, o);
+  o.ig_steps = 16;
+  const EapResult ig = eap_scores(*m, g, b, o);
+  std::vector<double> se, si;
+  for (int64_t e : edges) {
+    auto [u, d] = g.edge_nodes(e);
+    se.push_back(eap.scores[u][d].item<double>());
+    si.push_back(ig.scores[u][d].item<double>());
+  }
+  // Random-weight model, two substituted tokens per pair: far from linear, so these are reported,
+  // not asserted (the issue asks for the comparison on a trained toy model).
+  std::printf("[attribution] exact edge patching vs EAP: r = %.4f, vs EAP-IG(16): r = %.4f over %zu edges\n",
+              pearson(se, exact), pearson(si, exact), edges.size());
+}
