@@ -250,3 +250,23 @@ TEST_CASE("EAP rejects malformed batches with a message naming the problem", "[a
   REQUIRE_THROWS_AS(eap_scores(*m, Graph({3, 4, 2, KvEdges::kPerQueryHead}), make_batch(), {}), Error);
   REQUIRE_THROWS_AS(parse_metric("logit_diff"), Error);
 }
+
+TEST_CASE("EAP-IG in bfloat16 agrees with float32", "[attribution]") {
+  auto m32 = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
+  auto m16 = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny", {"bf16", "cpu"});
+  const AttributionBatch b = make_batch();
+  Graph g({4, 4, 2, KvEdges::kPerQueryHead});
+  for (MetricKind kind : {MetricKind::kLogitDiff, MetricKind::kKl}) {
+    EapOptions o;
+    o.metric = kind;
+    o.ig_steps = 5;
+    const at::Tensor s32 = eap_scores(*m32, g, b, o).scores;
+    const EapResult r16 = eap_scores(*m16, g, b, o);
+    REQUIRE(r16.scores.scalar_type() == at::kFloat);  // accumulated in float32
+    const double rel = (r16.scores - s32).norm().item<double>() / s32.norm().item<double>();
+    std::printf("[attribution] bf16 vs f32 EAP-IG(5) %-10s relative L2 error of the scores %.4f\n", metric_name(kind), rel);
+    // The logits themselves differ by 1.8-2.5% (relative L2) in bf16 on these models; measured here:
+    // logit-diff 5.2%, kl 2.7% (a logit difference loses more relative precision than the logits).
+    REQUIRE(rel < 0.08);
+  }
+}
