@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <memory>
 #include <vector>
 
 #include "circuitscope/eap.hpp"
@@ -24,5 +25,25 @@ double circuit_metric(HookedTransformer& model, const Graph& graph, const Attrib
 // index; positive = the edge supports the metric (same sign convention as eap_scores).
 std::vector<double> exact_edge_scores(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch,
                                       const std::vector<int64_t>& edges, MetricKind metric, bool loss = false);
+
+// [n_upstream, n_downstream] bool from an edge mask (circuit.hpp's EdgeMask: char per edge index).
+at::Tensor edge_mask_matrix(const Graph& graph, const std::vector<char>& edge_mask);
+
+// A copy of a grouped-query model with every kv head repeated for each query head of its group
+// (K = H; the other weights are shared, not copied). It computes the same function, and its k/v
+// inputs are per query head, so per-query-head k/v edges can be patched one at a time.
+std::unique_ptr<HookedTransformer> ungrouped_copy(const HookedTransformer& model);
+
+struct Faithfulness {
+  double circuit = 0.0;     // metric with every edge outside the circuit patched
+  double clean = 0.0;       // baselines (mean over examples)
+  double corrupted = 0.0;
+  double normalized = 0.0;  // (circuit - corrupted) / (clean - corrupted)
+};
+
+// Over all examples in batches; per-query-head graphs of grouped-query models are evaluated on an
+// ungrouped copy of the model.
+Faithfulness faithfulness(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
+                          const std::vector<char>& edge_mask, MetricKind metric, bool loss, int64_t batch_size);
 
 }  // namespace circuitscope

@@ -3,6 +3,9 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
+#include <map>
+
 #include "circuitscope/error.hpp"
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
@@ -115,6 +118,73 @@ std::vector<double> exact_edge_scores(HookedTransformer& model, const Graph& gra
     out.push_back(clean - circuit_metric(model, graph, batch, m, metric, loss));
   }
   return out;
+}
+
+at::Tensor edge_mask_matrix(const Graph& graph, const std::vector<char>& edge_mask) {
+  if (static_cast<int64_t>(edge_mask.size()) != graph.n_edges())
+    throw Error(ErrorCode::kInput, "circuit mask has " + std::to_string(edge_mask.size()) + " entries for a graph of " +
+                                       std::to_string(graph.n_edges()) + " edges");
+  at::Tensor m = at::zeros({graph.n_upstream(), graph.n_downstream()}, at::kBool);
+  auto a = m.accessor<bool, 2>();
+  for (int64_t e = 0; e < graph.n_edges(); ++e) {
+    auto [u, d] = graph.edge_nodes(e);
+    a[u][d] = edge_mask[e] != 0;
+  }
+  return m;
+}
+
+std::unique_ptr<HookedTransformer> ungrouped_copy(const HookedTransformer& model) {
+  ModelConfig cfg = model.config();
+  const int64_t H = cfg.n_heads, K = cfg.n_kv_heads, G = H / K, Dh = cfg.head_dim;
+  std::map<std::string, at::Tensor> tensors;
+  for (auto& [name, t] : model.named_parameters()) tensors[name] = t;
+  const TensorNames& n = cfg.arch->names;
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    for (const char* tmpl : {n.k_w, n.v_w, n.k_b, n.v_b}) {
+      if (!tmpl || !*tmpl) continue;
+      const std::string name = cfg.tensor_name(tmpl, l);
+      auto it = tensors.find(name);
+      if (it == tensors.end()) continue;  // no bias
+      const at::Tensor& t = it->second;
+      at::Tensor r = t.reshape({K, Dh, -1}).repeat_interleave(G, 0);
+      it->second = t.dim() == 1 ? r.reshape({H * Dh}) : r.reshape({H * Dh, t.size(1)});
+    }
+  }
+  cfg.n_kv_heads = H;
+  LoadOptions lo;
+  lo.dtype = model.dtype() == at::kBFloat16 ? "bf16" : "f32";
+  lo.device = model.device().str();
+  return HookedTransformer::from_tensors(cfg, tensors, lo);
+}
+
+Faithfulness faithfulness(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
+                          const std::vector<char>& edge_mask, MetricKind metric, bool loss, int64_t batch_size) {
+  if (examples.empty()) throw Error(ErrorCode::kInput, "no examples to evaluate");
+  if (batch_size <= 0) throw Error(ErrorCode::kUsage, "batch size must be positive; found " + std::to_string(batch_size));
+  const at::Tensor in = edge_mask_matrix(graph, edge_mask);
+  const at::Tensor all = at::ones_like(in);
+  const at::Tensor none = at::zeros_like(in);
+  const auto& s = graph.spec();
+  std::unique_ptr<HookedTransformer> ungrouped;
+  HookedTransformer* m = &model;
+  Graph g = graph;
+  if (s.kv_edges == KvEdges::kPerQueryHead && s.n_kv_heads != s.n_heads) {
+    ungrouped = ungrouped_copy(model);
+    m = ungrouped.get();
+    g = Graph({s.n_layers, s.n_heads, s.n_heads, KvEdges::kPerQueryHead});  // same names and indices
+  }
+  Faithfulness f;
+  const size_t N = examples.size();
+  for (size_t begin = 0; begin < N; begin += static_cast<size_t>(batch_size)) {
+    const size_t end = std::min(N, begin + static_cast<size_t>(batch_size));
+    const AttributionBatch b = make_attribution_batch(examples, begin, end);
+    const double w = static_cast<double>(end - begin) / static_cast<double>(N);
+    f.circuit += w * circuit_metric(*m, g, b, in, metric, loss);
+    f.clean += w * circuit_metric(*m, g, b, all, metric, loss);
+    f.corrupted += w * circuit_metric(*m, g, b, none, metric, loss);
+  }
+  f.normalized = (f.circuit - f.corrupted) / (f.clean - f.corrupted);
+  return f;
 }
 
 }  // namespace circuitscope
