@@ -161,3 +161,41 @@ TEST_CASE("attribute command writes a report with every edge", "[attribution][cl
                             log);
   REQUIRE(rc == 2);
 }
+
+TEST_CASE("attribute command: circuit selection, faithfulness and head importance", "[attribution][cli]") {
+  TempDir tmp;
+  const std::string bin = cs_test::binary_path();
+  const std::string model = cs_test::data_dir() + "/hf-tiny/qwen2-tiny";
+  const std::string data = write_file(tmp.path, "p.jsonl", kGoodPairs);
+  const std::string base = bin + " attribute " + model + " --data " + data + " --method eap --out " + tmp.path + "/r.json ";
+  std::string log;
+  nlohmann::json j;
+
+  REQUIRE(cs_test::run_command(base + "--top-n 479", log) == 0);  // every edge
+  std::ifstream(tmp.path + "/r.json") >> j;
+  REQUIRE(j["circuit"]["pruned"] == 0);
+  REQUIRE(j["circuit"]["edges"] == 479);
+  REQUIRE(j["faithfulness"]["normalized"].get<double>() == Approx(1.0).margin(1e-4));
+  REQUIRE(j["faithfulness"]["circuit"].get<double>() == Approx(j["baselines"]["clean"].get<double>()).margin(1e-5));
+  double total = 0;
+  for (const auto& h : j["heads"]) total += h["importance"].get<double>();
+  REQUIRE(total == Approx(1.0).margin(1e-9));
+  REQUIRE(j["heads"].size() == 16);
+  REQUIRE(j["edges"]["a0.h1->a2.h3<q>"]["in_graph"] == true);
+
+  REQUIRE(cs_test::run_command(base + "--top-n 0", log) == 0);
+  std::ifstream(tmp.path + "/r.json") >> j;
+  REQUIRE(j["faithfulness"]["normalized"].get<double>() == Approx(0.0).margin(1e-4));
+  for (const auto& h : j["heads"]) REQUIRE(h["in_circuit"] == false);
+
+  REQUIRE(cs_test::run_command(base + "--top-n 40", log) == 0);
+  std::ifstream(tmp.path + "/r.json") >> j;
+  int64_t in = 0;
+  for (const auto& [name, e] : j["edges"].items()) in += e["in_graph"].get<bool>();
+  REQUIRE(in == j["circuit"]["edges"].get<int64_t>());
+  REQUIRE(j["circuit"]["selected"] == 40);
+  const double f = j["faithfulness"]["normalized"].get<double>();
+  REQUIRE(std::isfinite(f));
+
+  REQUIRE(cs_test::run_command(base + "--top-n 5 --threshold 0.1", log) == 2);
+}

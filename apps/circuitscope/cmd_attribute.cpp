@@ -12,11 +12,13 @@
 #include <numeric>
 #include <unistd.h>
 
+#include "circuitscope/circuit.hpp"
 #include "circuitscope/dataset.hpp"
 #include "circuitscope/eap.hpp"
 #include "circuitscope/error.hpp"
 #include "circuitscope/graph.hpp"
 #include "circuitscope/model.hpp"
+#include "circuitscope/patching.hpp"
 #include "command.hpp"
 
 namespace circuitscope::app {
@@ -33,6 +35,9 @@ struct AttributeOptions {
   int64_t batch_size = 8;
   bool skip_bad = false;
   std::string out;
+  int64_t top_n = -1;      // circuit: top-n edges (then pruned)
+  double threshold = -1;   // or: |score| >= threshold
+  bool signed_scores = false;
 };
 
 void write_atomically(const std::string& path, const std::string& text) {
@@ -94,6 +99,45 @@ int run_attribute(const AttributeOptions& o) {
     edges[graph.edge_name(e)] = {{"score", s}};
     order.emplace_back(-std::abs(s), e);
   }
+  if (o.top_n >= 0 || o.threshold >= 0) {
+    std::vector<double> es(graph.n_edges());
+    for (int64_t e = 0; e < graph.n_edges(); ++e) {
+      auto [u, d] = graph.edge_nodes(e);
+      es[e] = acc[u][d];
+    }
+    EdgeMask circuit = o.top_n >= 0 ? select_top_n(graph, es, o.top_n, !o.signed_scores)
+                                    : select_threshold(graph, es, o.threshold, !o.signed_scores);
+    const int64_t selected = count_edges(circuit);
+    const int64_t removed = prune(graph, circuit);
+    for (int64_t e = 0; e < graph.n_edges(); ++e) edges[graph.edge_name(e)]["in_graph"] = circuit[e] != 0;
+    const Faithfulness f = faithfulness(*model, graph, ds.examples, circuit, eo.metric, eo.loss, o.batch_size);
+    j["circuit"] = {{"selection", o.top_n >= 0 ? "top-n" : "threshold"},
+                    {"top_n", o.top_n},
+                    {"threshold", o.threshold},
+                    {"absolute", !o.signed_scores},
+                    {"selected", selected},
+                    {"pruned", removed},
+                    {"edges", selected - removed}};
+    j["faithfulness"] = {{"circuit", f.circuit}, {"clean", f.clean}, {"corrupted", f.corrupted}, {"normalized", f.normalized}};
+    // Head importance: sum of |score| over circuit edges leaving the head, normalized to sum 1.
+    std::vector<double> imp(c.n_layers * c.n_heads, 0.0);
+    for (int64_t e = 0; e < graph.n_edges(); ++e) {
+      if (!circuit[e]) continue;
+      auto [u, d] = graph.edge_nodes(e);
+      const UpstreamNode& n = graph.upstream()[u];
+      if (n.kind == UpstreamKind::kHead) imp[n.layer * c.n_heads + n.head] += std::abs(es[e]);
+    }
+    const double total = std::accumulate(imp.begin(), imp.end(), 0.0);
+    nlohmann::json heads = nlohmann::json::array();
+    for (int64_t l = 0; l < c.n_layers; ++l)
+      for (int64_t h = 0; h < c.n_heads; ++h) {
+        const double v = imp[l * c.n_heads + h];
+        heads.push_back({{"layer", l}, {"head", h}, {"importance", total > 0 ? v / total : 0.0}, {"in_circuit", v > 0}});
+      }
+    j["heads"] = std::move(heads);
+    spdlog::info("circuit: {} edges selected, {} pruned, {} kept; faithfulness {:.4f} (circuit {:.4f}, clean {:.4f}, corrupted {:.4f})",
+                 selected, removed, selected - removed, f.normalized, f.circuit, f.clean, f.corrupted);
+  }
   j["edges"] = std::move(edges);
   write_atomically(o.out, j.dump(1) + "\n");
   spdlog::info("{} pair(s) ({} skipped), {} edges, {} in {:.2f} s; wrote {}", ds.examples.size(), ds.skipped,
@@ -125,11 +169,20 @@ CommandRegistrar reg({"attribute", "Score every edge of the computation graph wi
                             ->capture_default_str();
                         sub->add_flag("--skip-bad", o->skip_bad, "skip and count bad dataset lines instead of stopping");
                         sub->add_option("--out", o->out, "output report (.json)")->required();
+                        auto* topn = sub->add_option("--top-n", o->top_n,
+                                                     "circuit: the N edges with the largest |score|, then pruned");
+                        auto* thr = sub->add_option("--threshold", o->threshold,
+                                                    "circuit: edges with |score| >= T, then pruned");
+                        topn->excludes(thr);
+                        sub->add_flag("--signed", o->signed_scores, "select by score instead of |score|");
                         sub->footer(
                             "score(u->v) = mean over pairs of sum over positions and d_model of (z_u(clean) - "
                             "z_u(corrupted)) . dM/dx_v; positive = the edge supports the metric M. Pairs are "
                             "left-padded; the metric is read at each pair's last token. Prints the 10 edges with the "
-                            "largest |score|.");
+                            "largest |score|. With --top-n or --threshold, edges not on a path from input to logits are "
+                            "pruned, edges get in_graph, and the report adds the circuit's faithfulness (every edge "
+                            "outside it patched to its corrupted value; normalized = (circuit - corrupted) / (clean - "
+                            "corrupted)) and head importances.");
                         return [o] { return run_attribute(*o); };
                       }});
 
