@@ -198,4 +198,10 @@ TEST_CASE("attribute command: circuit selection, faithfulness and head importanc
   REQUIRE(std::isfinite(f));
 
   REQUIRE(cs_test::run_command(base + "--top-n 5 --threshold 0.1", log) == 2);
+  REQUIRE(cs_test::run_command(bin + " attribute " + model + " --data " + data + " --method clean-corrupted --out " +
+                                   tmp.path + "/cc.json",
+                               log) == 0);
+  std::ifstream(tmp.path + "/cc.json") >> j;
+  REQUIRE(j["method"]["name"] == "clean-corrupted");
+  REQUIRE(j["method"]["ig_steps"] == 0);
 }

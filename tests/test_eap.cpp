@@ -52,13 +52,16 @@ std::pair<std::string, std::optional<int64_t>> down_hook(const DownstreamNode& d
 }
 
 // d/d eps of the metric when eps * (z_u(clean) - z_u(corrupted)) is added to v's input only.
+// run_ids: the input whose metric is differentiated (default the clean input).
 double finite_difference(HookedTransformer& m, const Graph& g, const AttributionBatch& b, MetricKind kind, int64_t up,
-                         int64_t down, double eps) {
+                         int64_t down, double eps, const at::Tensor& run_ids = {}) {
   at::Tensor clean_logits;
   {
     c10::AutoGradMode no_grad(false);
     clean_logits = m.forward(b.clean_ids);
   }
+  AttributionBatch run = b;
+  if (run_ids.defined()) run.clean_ids = run_ids;
   const at::Tensor zc = upstream_activations(m, g, b.clean_ids, {}).select(2, up);
   const at::Tensor zx = upstream_activations(m, g, b.corrupted_ids, {}).select(2, up);
   auto [hook, head] = down_hook(g.downstream()[down], g.spec().n_layers);
@@ -66,7 +69,7 @@ double finite_difference(HookedTransformer& m, const Graph& g, const Attribution
     double f[2];
     for (int s = 0; s < 2; ++s) {
       auto handle = m.hooks().add(hook, add_hook((s == 0 ? h : -h) * (zc - zx), head));
-      f[s] = metric_mean(m, b, kind, clean_logits);
+      f[s] = metric_mean(m, run, kind, clean_logits);
     }
     return (f[0] - f[1]) / (2 * h);
   };
@@ -269,4 +272,24 @@ TEST_CASE("EAP-IG in bfloat16 agrees with float32", "[attribution]") {
     // logit-diff 5.2%, kl 2.7% (a logit difference loses more relative precision than the logits).
     REQUIRE(rel < 0.08);
   }
+}
+
+TEST_CASE("clean-corrupted: the mean of the clean and the corrupted run's gradients", "[attribution]") {
+  auto m = load("hf-tiny/qwen2-tiny");
+  const AttributionBatch b = make_batch();
+  Graph g({4, 4, 2, KvEdges::kPerKvHead});
+  EapOptions o;
+  o.clean_corrupted = true;
+  const EapResult cc = eap_scores(*m, g, b, o);
+  const EapResult eap = eap_scores(*m, g, b, EapOptions{});
+  for (const char* name : {"a0.h1->a2.h3<q>", "input->m0", "m1->logits", "a1.h2->a3.kv1<k>", "m0->a2.kv0<v>"}) {
+    auto [u, d] = g.edge_nodes(*g.find_edge(name));
+    // The corrupted run's gradient along the same clean-minus-corrupted difference, by finite differences.
+    const double fd_corr = finite_difference(*m, g, b, MetricKind::kLogitDiff, u, d, 5e-2, b.corrupted_ids);
+    const double expected = 0.5 * (eap.scores[u][d].item<double>() + fd_corr);
+    INFO(name << ": clean-corrupted " << cc.scores[u][d].item<double>() << ", expected " << expected);
+    REQUIRE(std::abs(cc.scores[u][d].item<double>() - expected) <= 3e-3 * std::abs(expected) + 3e-5);
+  }
+  o.ig_steps = 2;
+  REQUIRE_THROWS_AS(eap_scores(*m, g, b, o), Error);
 }

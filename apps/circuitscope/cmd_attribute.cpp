@@ -1,4 +1,4 @@
-// circuitscope attribute MODEL_DIR --data pairs.jsonl --method eap|eap-ig-inputs [--ig-steps 5]
+// circuitscope attribute MODEL_DIR --data pairs.jsonl --method eap|eap-ig-inputs|clean-corrupted [--ig-steps 5]
 //     [--metric logit-diff|prob-diff|kl] [--loss] [--kv-edges per-query-head|per-kv-head]
 //     [--batch-size 8] [--skip-bad] --out report.json
 #include <spdlog/spdlog.h>
@@ -55,14 +55,15 @@ void write_atomically(const std::string& path, const std::string& text) {
 }
 
 int run_attribute(const AttributeOptions& o) {
-  if (o.method != "eap" && o.method != "eap-ig-inputs")
-    throw Error(ErrorCode::kUsage, "--method '" + o.method + "': expected eap or eap-ig-inputs");
+  if (o.method != "eap" && o.method != "eap-ig-inputs" && o.method != "clean-corrupted")
+    throw Error(ErrorCode::kUsage, "--method '" + o.method + "': expected eap, eap-ig-inputs or clean-corrupted");
   if (o.method == "eap-ig-inputs" && o.ig_steps < 1)
     throw Error(ErrorCode::kUsage, "--ig-steps must be at least 1 for eap-ig-inputs; found " + std::to_string(o.ig_steps));
   EapOptions eo;
   eo.metric = parse_metric(o.metric);
   eo.loss = o.loss;
-  eo.ig_steps = o.method == "eap" ? 0 : o.ig_steps;
+  eo.ig_steps = o.method == "eap-ig-inputs" ? o.ig_steps : 0;
+  eo.clean_corrupted = o.method == "clean-corrupted";
   const KvEdges kv = parse_kv_edges(o.kv_edges);
 
   auto model = HookedTransformer::from_pretrained(o.model.model_dir, {o.model.dtype, o.model.device});
@@ -153,13 +154,13 @@ int run_attribute(const AttributeOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"attribute", "Score every edge of the computation graph with EAP or EAP-IG-inputs; write a JSON report",
+CommandRegistrar reg({"attribute", "Score every edge of the computation graph (EAP, EAP-IG-inputs, clean-corrupted); write a JSON report",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<AttributeOptions>();
                         add_model_options(sub, o->model);
                         sub->add_option("--data", o->data, "JSONL pairs: clean_ids, corrupted_ids, answer_id, wrong_id")
                             ->required();
-                        sub->add_option("--method", o->method, "eap | eap-ig-inputs")->capture_default_str();
+                        sub->add_option("--method", o->method, "eap | eap-ig-inputs | clean-corrupted")->capture_default_str();
                         sub->add_option("--ig-steps", o->ig_steps, "interpolation steps of eap-ig-inputs")
                             ->capture_default_str();
                         sub->add_option("--metric", o->metric, "logit-diff | prob-diff | kl")->capture_default_str();

@@ -37,6 +37,8 @@ struct EapOptions {
   MetricKind metric = MetricKind::kLogitDiff;
   bool loss = false;  // negate the metric
   int ig_steps = 0;   // 0: plain EAP (gradient on the clean run); m > 0: EAP-IG-inputs with m steps
+  // clean-corrupted: the gradient averaged over the clean and the corrupted run (ig_steps must be 0).
+  bool clean_corrupted = false;
 };
 
 struct EapResult {

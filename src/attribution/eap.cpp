@@ -280,10 +280,19 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
     res.metric_corrupted = sign * metric_per_example(opts.metric, corr.logits, batch, clean.logits).mean().item<double>();
   }
 
+  if (opts.clean_corrupted && opts.ig_steps != 0)
+    throw Error(ErrorCode::kUsage, "clean-corrupted takes no ig steps; found " + std::to_string(opts.ig_steps));
   DownGrads grads;
-  if (opts.ig_steps == 0) {
+  int n_runs = 1;
+  if (opts.clean_corrupted) {
+    grads = gradient_run(model, graph, batch, {}, positions, clean.logits, opts);
+    // The corrupted run: its embeddings on the clean ids (ids enter the model only through them).
+    grads.add(gradient_run(model, graph, batch, corr.acts.select(2, 0), positions, clean.logits, opts));
+    n_runs = 2;
+  } else if (opts.ig_steps == 0) {
     grads = gradient_run(model, graph, batch, {}, positions, clean.logits, opts);
   } else {
+    n_runs = opts.ig_steps;
     const at::Tensor e_clean = clean.acts.select(2, 0), e_corr = corr.acts.select(2, 0);
     for (int k = 0; k < opts.ig_steps; ++k) {
       const double a = static_cast<double>(k) / opts.ig_steps;
@@ -293,7 +302,7 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
 
   // Scores in float32: delta [B,T,U,D] against each downstream node's averaged gradient.
   c10::AutoGradMode no_grad(false);
-  const double inv_steps = opts.ig_steps == 0 ? 1.0 : 1.0 / opts.ig_steps;
+  const double inv_steps = 1.0 / n_runs;
   const at::Tensor delta = (clean.acts.to(at::kFloat) - corr.acts.to(at::kFloat));
   const auto& s = graph.spec();
   const int64_t L = s.n_layers, H = s.n_heads, U = graph.n_upstream(), nkv = graph.kv_nodes_per_layer();
