@@ -199,3 +199,33 @@ TEST_CASE("faithfulness: full circuit 1, empty 0; GQA per-query-head circuits on
   REQUIRE(std::abs(f1.circuit - f1.clean) > 1e-4);
   REQUIRE(f1.circuit == Approx(expected).margin(1e-5));
 }
+
+TEST_CASE("zero ablation of edges: empty circuit = zero residual stream, a cut node = a zeroed output", "[attribution][patching]") {
+  auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");  // no o_proj bias
+  Graph g({4, 4, 2, KvEdges::kPerKvHead});
+  const AttributionBatch b = make_batch();
+  const at::Tensor zeros = at::zeros({2, 8, g.n_upstream(), 64});
+  at::Tensor none = at::zeros({g.n_upstream(), g.n_downstream()}, at::kBool);
+  double expected;
+  {
+    auto h1 = m->hooks().add("hook_embed", replace_hook(at::zeros({2, 8, 64})));
+    auto h2 = m->hooks().add("blocks.*.attn.hook_result", replace_hook(at::zeros({2, 8, 4, 64})));
+    auto h3 = m->hooks().add("blocks.*.hook_mlp_out", replace_hook(at::zeros({2, 8, 64})));
+    expected = run_metric(*m, b.clean_ids, b, MetricKind::kLogitDiff, {});
+  }
+  // x - sum of its parts leaves float cancellation residue (~1e-7) where the exact residual is 0, and
+  // RMSNorm scales it by up to 1/sqrt(eps) = 1e3: a degenerate case, hence the wider margin.
+  REQUIRE(expected == 0.0);
+  REQUIRE(circuit_metric(*m, g, b, none, MetricKind::kLogitDiff, false, zeros) == Approx(expected).margin(1e-3));
+  {
+    auto h = m->hooks().add("blocks.1.attn.hook_result", replace_hook(at::zeros({2, 8, 64}), 2));
+    expected = run_metric(*m, b.clean_ids, b, MetricKind::kLogitDiff, {});
+  }
+  at::Tensor cut = at::ones_like(none);
+  cut[g.upstream_head(1, 2)].fill_(false);
+  REQUIRE(std::abs(expected - run_metric(*m, b.clean_ids, b, MetricKind::kLogitDiff, {})) > 1e-4);
+  REQUIRE(circuit_metric(*m, g, b, cut, MetricKind::kLogitDiff, false, zeros) == Approx(expected).margin(1e-5));
+  REQUIRE_THROWS_AS(circuit_metric(*m, g, b, cut, MetricKind::kLogitDiff, false, at::zeros({2, 8, 3, 64})), Error);
+  REQUIRE(parse_intervention("zero") == Intervention::kZero);
+  REQUIRE_THROWS_AS(parse_intervention("mean"), Error);
+}

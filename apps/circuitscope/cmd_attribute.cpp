@@ -38,6 +38,7 @@ struct AttributeOptions {
   int64_t top_n = -1;      // circuit: top-n edges (then pruned)
   double threshold = -1;   // or: |score| >= threshold
   bool signed_scores = false;
+  std::string intervention = "patch";
 };
 
 void write_atomically(const std::string& path, const std::string& text) {
@@ -65,6 +66,7 @@ int run_attribute(const AttributeOptions& o) {
   eo.ig_steps = o.method == "eap-ig-inputs" ? o.ig_steps : 0;
   eo.clean_corrupted = o.method == "clean-corrupted";
   const KvEdges kv = parse_kv_edges(o.kv_edges);
+  const Intervention intervention = parse_intervention(o.intervention);
 
   auto model = HookedTransformer::from_pretrained(o.model.model_dir, {o.model.dtype, o.model.device});
   const ModelConfig& c = model->config();
@@ -111,7 +113,8 @@ int run_attribute(const AttributeOptions& o) {
     const int64_t selected = count_edges(circuit);
     const int64_t removed = prune(graph, circuit);
     for (int64_t e = 0; e < graph.n_edges(); ++e) edges[graph.edge_name(e)]["in_graph"] = circuit[e] != 0;
-    const Faithfulness f = faithfulness(*model, graph, ds.examples, circuit, eo.metric, eo.loss, o.batch_size);
+    const Faithfulness f =
+        faithfulness(*model, graph, ds.examples, circuit, eo.metric, eo.loss, o.batch_size, intervention);
     j["circuit"] = {{"selection", o.top_n >= 0 ? "top-n" : "threshold"},
                     {"top_n", o.top_n},
                     {"threshold", o.threshold},
@@ -119,7 +122,7 @@ int run_attribute(const AttributeOptions& o) {
                     {"selected", selected},
                     {"pruned", removed},
                     {"edges", selected - removed}};
-    j["faithfulness"] = {{"circuit", f.circuit}, {"clean", f.clean}, {"corrupted", f.corrupted}, {"normalized", f.normalized}};
+    j["faithfulness"] = {{"intervention", intervention_name(intervention)}, {"circuit", f.circuit}, {"clean", f.clean}, {"corrupted", f.corrupted}, {"normalized", f.normalized}};
     // Head importance: sum of |score| over circuit edges leaving the head, normalized to sum 1.
     std::vector<double> imp(c.n_layers * c.n_heads, 0.0);
     for (int64_t e = 0; e < graph.n_edges(); ++e) {
@@ -176,6 +179,9 @@ CommandRegistrar reg({"attribute", "Score every edge of the computation graph (E
                                                     "circuit: edges with |score| >= T, then pruned");
                         topn->excludes(thr);
                         sub->add_flag("--signed", o->signed_scores, "select by score instead of |score|");
+                        sub->add_option("--intervention", o->intervention,
+                                        "faithfulness: edges outside the circuit get patch (corrupted values) or zero")
+                            ->capture_default_str();
                         sub->footer(
                             "score(u->v) = mean over pairs of sum over positions and d_model of (z_u(clean) - "
                             "z_u(corrupted)) . dM/dx_v; positive = the edge supports the metric M. Pairs are "

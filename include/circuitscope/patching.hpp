@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "circuitscope/eap.hpp"
@@ -18,8 +19,15 @@ namespace circuitscope {
 // Per-query-head k/v nodes of a grouped-query model cannot be patched one query head at a time
 // through the model's [B,T,K,D] k/v inputs: such a graph is accepted only when each group's k
 // (and v) edges from one upstream node are all in or all out.
+// reference: the values patched in, [B,T,n_upstream,D]; default the corrupted run's upstream
+// activations (patching); zeros give zero ablation.
 double circuit_metric(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch,
-                      const at::Tensor& in_circuit, MetricKind metric, bool loss = false);
+                      const at::Tensor& in_circuit, MetricKind metric, bool loss = false,
+                      const at::Tensor& reference = {});
+
+enum class Intervention { kPatch, kZero };  // corrupted values, or zeros
+Intervention parse_intervention(const std::string& s);  // "patch" | "zero"
+const char* intervention_name(Intervention i);
 
 // Exact edge patching: score(e) = M(clean) - M(clean with only e patched), for each listed edge
 // index; positive = the edge supports the metric (same sign convention as eap_scores).
@@ -43,7 +51,10 @@ struct Faithfulness {
 
 // Over all examples in batches; per-query-head graphs of grouped-query models are evaluated on an
 // ungrouped copy of the model.
+// The baselines stay the clean and the corrupted run; with zero ablation `corrupted` is still the
+// corrupted run's metric, and the empty circuit is not the corrupted run.
 Faithfulness faithfulness(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
-                          const std::vector<char>& edge_mask, MetricKind metric, bool loss, int64_t batch_size);
+                          const std::vector<char>& edge_mask, MetricKind metric, bool loss, int64_t batch_size,
+                          Intervention intervention = Intervention::kPatch);
 
 }  // namespace circuitscope

@@ -22,8 +22,16 @@ double mean_metric(MetricKind metric, const at::Tensor& logits, const Attributio
 
 }  // namespace
 
+Intervention parse_intervention(const std::string& s) {
+  if (s == "patch") return Intervention::kPatch;
+  if (s == "zero") return Intervention::kZero;
+  throw Error(ErrorCode::kUsage, "intervention '" + s + "': expected patch or zero");
+}
+
+const char* intervention_name(Intervention i) { return i == Intervention::kPatch ? "patch" : "zero"; }
+
 double circuit_metric(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch_in,
-                      const at::Tensor& in_circuit, MetricKind metric, bool loss) {
+                      const at::Tensor& in_circuit, MetricKind metric, bool loss, const at::Tensor& reference) {
   c10::AutoGradMode no_grad(false);
   const auto& s = graph.spec();
   const int64_t L = s.n_layers, H = s.n_heads, K = s.n_kv_heads, G = H / K, U = graph.n_upstream();
@@ -56,7 +64,18 @@ double circuit_metric(HookedTransformer& model, const Graph& graph, const Attrib
   };
 
   at::Tensor clean_logits = model.forward(b.clean_ids, b.attention_mask);
-  const at::Tensor corr = upstream_activations(model, graph, b.corrupted_ids, b.attention_mask);  // [B,T,U,D]
+  at::Tensor corr;  // [B,T,U,D]
+  if (reference.defined()) {
+    const int64_t B = b.clean_ids.size(0), T = b.clean_ids.size(1);
+    if (reference.dim() != 4 || reference.size(0) != B || reference.size(1) != T || reference.size(2) != U ||
+        reference.size(3) != model.config().d_model)
+      throw Error(ErrorCode::kInput, "patch reference has shape " + shape_str(reference.sizes()) + "; expected [" +
+                                         std::to_string(B) + "," + std::to_string(T) + "," + std::to_string(U) + "," +
+                                         std::to_string(model.config().d_model) + "]");
+    corr = reference.to(dev, model.dtype());
+  } else {
+    corr = upstream_activations(model, graph, b.corrupted_ids, b.attention_mask);
+  }
   if (!out.any().item<bool>()) return mean_metric(metric, clean_logits, b, clean_logits, loss);
 
   const auto dt = corr.scalar_type();
@@ -158,7 +177,8 @@ std::unique_ptr<HookedTransformer> ungrouped_copy(const HookedTransformer& model
 }
 
 Faithfulness faithfulness(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
-                          const std::vector<char>& edge_mask, MetricKind metric, bool loss, int64_t batch_size) {
+                          const std::vector<char>& edge_mask, MetricKind metric, bool loss, int64_t batch_size,
+                          Intervention intervention) {
   if (examples.empty()) throw Error(ErrorCode::kInput, "no examples to evaluate");
   if (batch_size <= 0) throw Error(ErrorCode::kUsage, "batch size must be positive; found " + std::to_string(batch_size));
   const at::Tensor in = edge_mask_matrix(graph, edge_mask);
@@ -179,7 +199,11 @@ Faithfulness faithfulness(HookedTransformer& model, const Graph& graph, const st
     const size_t end = std::min(N, begin + static_cast<size_t>(batch_size));
     const AttributionBatch b = make_attribution_batch(examples, begin, end);
     const double w = static_cast<double>(end - begin) / static_cast<double>(N);
-    f.circuit += w * circuit_metric(*m, g, b, in, metric, loss);
+    at::Tensor ref;
+    if (intervention == Intervention::kZero)
+      ref = at::zeros({b.clean_ids.size(0), b.clean_ids.size(1), g.n_upstream(), m->config().d_model},
+                      at::TensorOptions().dtype(m->dtype()).device(m->device()));
+    f.circuit += w * circuit_metric(*m, g, b, in, metric, loss, ref);
     f.clean += w * circuit_metric(*m, g, b, all, metric, loss);
     f.corrupted += w * circuit_metric(*m, g, b, none, metric, loss);
   }
