@@ -116,6 +116,20 @@ TEST_CASE("EAP scores match finite differences of the metric, edge by edge", "[a
     REQUIRE(std::abs(fd) > 10 * floor);  // the edge matters, so the comparison says something
     CHECK(std::abs(score - fd) <= 3e-3 * std::abs(fd) + floor);
   }
+  // Without GQA (llama-tiny: 4 heads, 4 kv heads) per-query-head k/v nodes are the split inputs themselves.
+  // (input->a2.h*<q> scores are exactly 0 here: the last position has the same token in both runs, and
+  // last-layer queries at earlier positions reach no logit that the metric reads.)
+  auto ml = load("hf-tiny/llama-tiny");
+  Graph gl({3, 4, 4, KvEdges::kPerQueryHead});
+  const EapResult rl = eap_scores(*ml, gl, b, EapOptions{});
+  for (const char* name : {"a0.h1->a2.h3<k>", "m0->a1.h2<v>", "input->a1.h1<q>"}) {
+    auto [up, down] = gl.edge_nodes(*gl.find_edge(name));
+    const double score = rl.scores[up][down].item<double>();
+    const double fd = finite_difference(*ml, gl, b, MetricKind::kLogitDiff, up, down, 5e-2);
+    std::printf("[attribution] FD check llama %-16s logit-diff EAP % .6e  FD % .6e\n", name, score, fd);
+    REQUIRE(std::abs(fd) > 3e-4);
+    CHECK(std::abs(score - fd) <= 3e-3 * std::abs(fd) + 3e-5);
+  }
 }
 
 TEST_CASE("EAP: loss negates, the clean/corrupted baselines are the model's metric", "[attribution]") {

@@ -130,7 +130,8 @@ DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const Attri
   HookManager& hm = model.hooks();
   const auto& cfg = model.config();
   const int64_t L = cfg.n_layers, H = cfg.n_heads, K = cfg.n_kv_heads, G = H / K, Dh = cfg.head_dim;
-  const bool per_q = graph.spec().kv_edges == KvEdges::kPerQueryHead;
+  // Without GQA (G == 1) the split k/v inputs already belong to one query head each.
+  const bool per_q = graph.spec().kv_edges == KvEdges::kPerQueryHead && G > 1;
 
   std::vector<at::Tensor> xq(L), xk(L), xv(L), xm(L), rq(L), rk(L), sc(L), pat(L), z(L), vv(L);
   at::Tensor xr;
