@@ -210,3 +210,16 @@ TEST_CASE("attribute command: circuit selection, faithfulness and head importanc
   REQUIRE(j["method"]["name"] == "clean-corrupted");
   REQUIRE(j["method"]["ig_steps"] == 0);
 }
+
+TEST_CASE("bench attribute runs and prints its numbers", "[attribution][cli]") {
+  std::string log;
+  const int rc = cs_test::run_command(cs_test::binary_path() +
+                                          " bench attribute --layers 2 --d-model 64 --heads 4 --kv-heads 2 --seq 8 "
+                                          "--batch 2 --ig-steps 2 --vocab 100 --iters 1",
+                                      log);
+  INFO(log);
+  REQUIRE(rc == 0);
+  REQUIRE(log.find("EAP-IG(2)") != std::string::npos);
+  REQUIRE(log.find("ratio to 2 x floor") != std::string::npos);
+  REQUIRE(log.find("edges=") != std::string::npos);
+}

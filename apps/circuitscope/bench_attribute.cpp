@@ -1,0 +1,129 @@
+// circuitscope bench attribute: time per example of EAP and EAP-IG(m) on a random-weight model,
+// against the floor m x (forward + backward with respect to the inputs, no hooks, no parameter gradients).
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "bench.hpp"
+#include "circuitscope/eap.hpp"
+#include "circuitscope/graph.hpp"
+#include "circuitscope/hooks.hpp"
+#include "circuitscope/model.hpp"
+#include "synthetic.hpp"
+
+namespace circuitscope::app {
+namespace {
+
+struct BenchAttributeOptions {
+  SyntheticShape shape;
+  int64_t seq = 64;
+  int64_t batch = 8;
+  int ig_steps = 5;
+  std::string dtype = "f32";
+  std::string device = "cpu";
+  std::string kv_edges = "per-query-head";
+  int iters = 2;
+};
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Peak resident set size of this process in MiB (Linux), or -1.
+double peak_rss_mib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
+  return -1;
+}
+
+int run_bench_attribute(const BenchAttributeOptions& o) {
+  const ModelConfig cfg = synthetic_config(o.shape);
+  auto model = HookedTransformer::from_tensors(cfg, synthetic_weights(cfg, 1), {o.dtype, o.device});
+  const c10::Device dev = model->device();
+  const Graph graph({cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, parse_kv_edges(o.kv_edges)});
+
+  AttributionBatch b;
+  at::manual_seed(7);
+  b.clean_ids = at::randint(cfg.vocab_size, {o.batch, o.seq}, at::kLong);
+  b.corrupted_ids = b.clean_ids.clone();
+  b.corrupted_ids.narrow(1, o.seq / 2, 1).copy_(at::randint(cfg.vocab_size, {o.batch, 1}, at::kLong));
+  b.answer_ids = at::randint(cfg.vocab_size, {o.batch}, at::kLong);
+  b.wrong_ids = at::randint(cfg.vocab_size, {o.batch}, at::kLong);
+
+  auto sync = [&] {
+    if (dev.is_cuda()) (void)at::zeros({1}, at::TensorOptions().device(dev)).sum().item<float>();
+  };
+  auto timed = [&](const std::function<void()>& f) {
+    sync();
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    sync();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  // Floor: one forward and a backward to the embeddings (the only leaf requiring grad).
+  const at::Tensor ids = b.clean_ids.to(dev);
+  auto fwd_bwd = [&] {
+    c10::AutoGradMode grad_on(true);
+    auto h = model->hooks().add("hook_embed", [](const at::Tensor& x, const HookContext&) {
+      return x.detach().requires_grad_(true);
+    });
+    at::Tensor m = metric_per_example(MetricKind::kLogitDiff, model->forward(ids), b).mean();
+    m.backward();
+  };
+  EapOptions eap_o;
+  EapOptions ig_o;
+  ig_o.ig_steps = o.ig_steps;
+  auto run_eap = [&] { (void)eap_scores(*model, graph, b, eap_o); };
+  auto run_ig = [&] { (void)eap_scores(*model, graph, b, ig_o); };
+
+  fwd_bwd();  // warm-up
+  run_eap();
+  std::vector<double> tf, te, ti;
+  for (int i = 0; i < o.iters; ++i) {
+    tf.push_back(timed(fwd_bwd));
+    te.push_back(timed(run_eap));
+    ti.push_back(timed(run_ig));
+    spdlog::info("iteration {}/{}: fwd+bwd {:.3f} s, EAP {:.3f} s, EAP-IG({}) {:.3f} s", i + 1, o.iters, tf.back(),
+                 te.back(), o.ig_steps, ti.back());
+  }
+  const double f = median_of(tf), e = median_of(te), g = median_of(ti), n = static_cast<double>(o.batch);
+  std::printf("bench attribute: layers=%lld d_model=%lld heads=%lld kv_heads=%lld seq=%lld batch=%lld ig_steps=%d dtype=%s device=%s kv_edges=%s edges=%lld\n",
+              (long long)cfg.n_layers, (long long)cfg.d_model, (long long)cfg.n_heads, (long long)cfg.n_kv_heads,
+              (long long)o.seq, (long long)o.batch, o.ig_steps, o.dtype.c_str(), dev.str().c_str(), o.kv_edges.c_str(),
+              (long long)graph.n_edges());
+  std::printf("  forward+backward (inputs only)   %8.4f s per example\n", f / n);
+  std::printf("  EAP                              %8.4f s per example   ratio to 1 x floor %.3f\n", e / n, e / f);
+  std::printf("  EAP-IG(%d)                        %8.4f s per example   ratio to %d x floor %.3f (target <= 1.3)\n",
+              o.ig_steps, g / n, o.ig_steps, g / (o.ig_steps * f));
+  if (dev.is_cuda())
+    std::printf("  peak memory: not measured on CUDA yet\n");
+  else
+    std::printf("  peak resident memory of the process %.1f MiB\n", peak_rss_mib());
+  return 0;
+}
+
+BenchRegistrar reg({"attribute", "Time per example of EAP and EAP-IG against m x (forward + input backward)",
+                    [](CLI::App* sub) {
+                      auto o = std::make_shared<BenchAttributeOptions>();
+                      add_synthetic_shape_options(sub, o->shape);
+                      sub->add_option("--seq", o->seq, "positions per sequence")->capture_default_str();
+                      sub->add_option("--batch", o->batch, "pairs per batch")->capture_default_str();
+                      sub->add_option("--ig-steps", o->ig_steps, "EAP-IG steps m")->capture_default_str()->check(CLI::PositiveNumber);
+                      sub->add_option("--dtype", o->dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
+                      sub->add_option("--device", o->device, "cpu or cuda");
+                      sub->add_option("--kv-edges", o->kv_edges, "per-query-head | per-kv-head")->capture_default_str();
+                      sub->add_option("--iters", o->iters, "timed iterations (median reported)")->capture_default_str();
+                      return [o] { return run_bench_attribute(*o); };
+                    }});
+
+}  // namespace
+}  // namespace circuitscope::app
