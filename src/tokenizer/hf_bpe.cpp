@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "tokenizer/hf_json.hpp"
 #include "tokenizer/hf_unicode.hpp"
@@ -32,6 +33,65 @@ void MergeMap::insert(int32_t a, int32_t b, uint32_t rank, int32_t new_id) {
   slots_[i] = Entry{key, rank, new_id};
 }
 
+uint64_t StringIdMap::hash(std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xFF51AFD7ED558CCDull);
+  while (n >= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    h = (h ^ v) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+    p += 8;
+    n -= 8;
+  }
+  uint64_t v = 0;
+  std::memcpy(&v, p, n);
+  h = (h ^ v) * 0x94D049BB133111EBull;
+  h ^= h >> 29;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 32;
+  return h;
+}
+
+void StringIdMap::reserve(size_t n) {
+  keys_.reserve(n);
+  ids_.reserve(n);
+  size_t cap = 16;
+  while (cap < n + n / 2 + 1) cap <<= 1;  // load factor at most 2/3
+  if (cap <= slots_.size()) return;
+  slots_.assign(cap, Slot{0, -1});
+  mask_ = cap - 1;
+  for (size_t k = 0; k < keys_.size(); ++k) {
+    uint64_t h = hash(keys_[k]);
+    size_t i = static_cast<size_t>(h) & mask_;
+    while (slots_[i].index >= 0) i = (i + 1) & mask_;
+    slots_[i] = Slot{static_cast<uint32_t>(h >> 32), static_cast<int32_t>(k)};
+  }
+}
+
+void StringIdMap::insert(std::string_view key, int32_t id) {
+  uint64_t h = hash(key);
+  uint32_t tag = static_cast<uint32_t>(h >> 32);
+  size_t i = static_cast<size_t>(h) & mask_;
+  while (slots_[i].index >= 0) {
+    const Slot& s = slots_[i];
+    if (s.tag == tag && keys_[static_cast<size_t>(s.index)] == key) {
+      ids_[static_cast<size_t>(s.index)] = id;
+      return;
+    }
+    i = (i + 1) & mask_;
+  }
+  if ((keys_.size() + 1) * 3 > slots_.size() * 2) {
+    reserve(keys_.size() * 2 + 16);
+    insert(key, id);
+    return;
+  }
+  slots_[i] = Slot{tag, static_cast<int32_t>(keys_.size())};
+  keys_.push_back(key);
+  ids_.push_back(id);
+}
+
 BpeModel::BpeModel(const json& j, const std::string& path) {
   byte_fallback_ = get_bool_or(j, "byte_fallback", false, path);
   fuse_unk_ = get_bool_or(j, "fuse_unk", false, path);
@@ -51,36 +111,46 @@ BpeModel::BpeModel(const json& j, const std::string& path) {
     }
   }
 
-  // Vocabulary.
+  // Vocabulary (one pass over the JSON object: iterating it is not cheap).
   const json& vocab = member(j, "vocab", path);
   if (!vocab.is_object()) format_error(path + ".vocab", std::string("expected an object, found ") + json_kind(vocab));
+  std::vector<std::pair<const std::string*, int64_t>> entries;
+  entries.reserve(vocab.size());
   int64_t max_id = -1;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0) {
-      format_error(path + ".vocab[\"" + it.key() + "\"]", "expected a non-negative integer id, found " + it.value().dump());
+    const json& v = it.value();
+    if (!v.is_number_integer() || v.get<int64_t>() < 0) {
+      format_error(path + ".vocab[\"" + it.key() + "\"]", "expected a non-negative integer id, found " + v.dump());
     }
-    max_id = std::max(max_id, it.value().get<int64_t>());
+    int64_t id = v.get<int64_t>();
+    max_id = std::max(max_id, id);
+    entries.emplace_back(&it.key(), id);
   }
   // Ids index a dense table: refuse absurdly sparse ones rather than allocate gigabytes.
-  if (max_id >= static_cast<int64_t>(vocab.size()) * 4 + 65536) {
+  if (max_id >= static_cast<int64_t>(entries.size()) * 4 + 65536) {
     format_error(path + ".vocab", "token id " + std::to_string(max_id) + " is far beyond the vocabulary size " +
-                                      std::to_string(vocab.size()));
+                                      std::to_string(entries.size()));
   }
   vocab_r_.assign(static_cast<size_t>(max_id + 1), std::string());
   has_id_.assign(static_cast<size_t>(max_id + 1), 0);
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    size_t id = static_cast<size_t>(it.value().get<int64_t>());
-    vocab_r_[id] = it.key();
-    has_id_[id] = 1;
+  for (const auto& [key, id] : entries) {
+    if (has_id_[static_cast<size_t>(id)]) {  // two tokens share an id: keep the other spelling findable too
+      extra_keys_.push_back(*key);
+    } else {
+      vocab_r_[static_cast<size_t>(id)] = *key;
+      has_id_[static_cast<size_t>(id)] = 1;
+    }
   }
-  vocab_.reserve(vocab.size() * 2);
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    int32_t id = static_cast<int32_t>(it.value().get<int64_t>());
-    if (vocab_r_[id] == it.key()) {
-      vocab_[std::string_view(vocab_r_[id])] = id;
-    } else {  // two tokens share an id: keep the other spelling findable too
-      extra_keys_.push_back(it.key());
-      vocab_[std::string_view(extra_keys_.back())] = id;
+  vocab_.reserve(entries.size());
+  size_t extra = 0;
+  std::vector<uint8_t> seen(vocab_r_.size(), 0);
+  for (const auto& [key, id] : entries) {
+    size_t i = static_cast<size_t>(id);
+    if (!seen[i] && vocab_r_[i] == *key) {
+      seen[i] = 1;
+      vocab_.insert(vocab_r_[i], static_cast<int32_t>(id));
+    } else {
+      vocab_.insert(extra_keys_[extra++], static_cast<int32_t>(id));
     }
   }
 
@@ -88,13 +158,13 @@ BpeModel::BpeModel(const json& j, const std::string& path) {
   const json& merges = get_array(j, "merges", path);
   merges_.reserve(merges.size());
   auto lookup = [&](const std::string& tok, size_t rank, const char* what) -> int32_t {
-    auto it = vocab_.find(tok);
-    if (it == vocab_.end()) {
+    int32_t id = vocab_.find(tok);
+    if (id < 0) {
       format_error(path + ".merges[" + std::to_string(rank) + "]", std::string(what) + " '" + tok + "' is not in the vocabulary");
     }
-    return it->second;
+    return id;
   };
-  std::string a, b;
+  std::string a, b, merged;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const json& m = merges[rank];
     if (m.is_string()) {
@@ -114,7 +184,8 @@ BpeModel::BpeModel(const json& j, const std::string& path) {
     int32_t ia = lookup(a, rank, "left part");
     int32_t ib = lookup(b, rank, "right part");
     // The continuing-subword prefix of the right part is dropped when merging (as Hugging Face does).
-    std::string merged = a + (b.size() >= prefix_.size() ? b.substr(prefix_.size()) : std::string());
+    merged.assign(a);
+    if (b.size() >= prefix_.size()) merged.append(b, prefix_.size(), std::string::npos);
     int32_t im = lookup(merged, rank, "merged token");
     merges_.insert(ia, ib, static_cast<uint32_t>(rank), im);
   }
@@ -122,18 +193,16 @@ BpeModel::BpeModel(const json& j, const std::string& path) {
   const auto& bl = byte_level_strings();
   char buf[8];
   for (int byte = 0; byte < 256; ++byte) {
-    auto it = vocab_.find(bl[byte]);
-    byte_level_ids_[byte] = it == vocab_.end() ? -1 : it->second;
+    byte_level_ids_[byte] = vocab_.find(bl[byte]);
     std::snprintf(buf, sizeof buf, "<0x%02X>", byte);
-    it = vocab_.find(buf);
-    byte_token_ids_[byte] = it == vocab_.end() ? -1 : it->second;
+    byte_token_ids_[byte] = vocab_.find(buf);
   }
 }
 
 std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
-  auto it = vocab_.find(token);
-  if (it == vocab_.end()) return std::nullopt;
-  return it->second;
+  int32_t id = vocab_.find(token);
+  if (id < 0) return std::nullopt;
+  return id;
 }
 
 const std::string* BpeModel::id_to_token(int64_t id) const {
@@ -142,11 +211,11 @@ const std::string* BpeModel::id_to_token(int64_t id) const {
 }
 
 int32_t BpeModel::unk_id() const {
-  auto it = vocab_.find(unk_token_);
-  if (it == vocab_.end()) {
+  int32_t id = vocab_.find(unk_token_);
+  if (id < 0) {
     throw Error(ErrorCode::kFormat, "BPE unk_token '" + unk_token_ + "' is needed but is not in the vocabulary");
   }
-  return it->second;
+  return id;
 }
 
 // One char of the pre-token (spelled `s`, with prefix/suffix already added) covering bytes [b,e): its
@@ -154,13 +223,13 @@ int32_t BpeModel::unk_id() const {
 // BPE::merge_word, including where a pending unknown token lands.
 void BpeModel::add_char_symbols(std::string_view s, uint32_t b, uint32_t e, std::vector<Sym>& word,
                                 std::optional<Sym>& unk) const {
-  auto it = vocab_.find(s);
-  if (it != vocab_.end()) {
+  int32_t id = vocab_.find(s);
+  if (id >= 0) {
     if (unk) {
       word.push_back(*unk);
       unk.reset();
     }
-    word.push_back({it->second, b, e});
+    word.push_back({id, b, e});
     return;
   }
   if (byte_fallback_) {

@@ -47,6 +47,38 @@ class MergeMap {
   size_t mask_ = 15, size_ = 0;
 };
 
+// Open-addressing map from strings (views into storage the owner keeps alive) to ids: one probe array
+// with a hash tag per slot, so a lookup touches little memory (vocabularies have ~150k entries).
+class StringIdMap {
+ public:
+  void reserve(size_t n);
+  void insert(std::string_view key, int32_t id);  // a later insert of a key wins
+  int32_t find(std::string_view key) const {      // -1 when absent
+    uint64_t h = hash(key);
+    uint32_t tag = static_cast<uint32_t>(h >> 32);
+    size_t i = static_cast<size_t>(h) & mask_;
+    while (true) {
+      const Slot& s = slots_[i];
+      if (s.index < 0) return -1;
+      if (s.tag == tag && keys_[static_cast<size_t>(s.index)] == key) return ids_[static_cast<size_t>(s.index)];
+      i = (i + 1) & mask_;
+    }
+  }
+  size_t size() const { return keys_.size(); }
+  static uint64_t hash(std::string_view s);
+
+ private:
+  struct Slot {
+    uint32_t tag;
+    int32_t index;  // into keys_/ids_, -1 when empty
+  };
+  void grow();
+  std::vector<Slot> slots_ = std::vector<Slot>(16, Slot{0, -1});
+  size_t mask_ = 15;
+  std::vector<std::string_view> keys_;
+  std::vector<int32_t> ids_;
+};
+
 class BpeModel {
  public:
   struct Sym {
@@ -72,7 +104,7 @@ class BpeModel {
   std::vector<std::string> vocab_r_;   // by id ("" where no token has the id)
   std::vector<uint8_t> has_id_;
   std::deque<std::string> extra_keys_;  // spellings of ids that two tokens share
-  std::unordered_map<std::string_view, int32_t> vocab_;  // views into vocab_r_ and extra_keys_
+  StringIdMap vocab_;  // views into vocab_r_ and extra_keys_
   MergeMap merges_;
   std::string unk_token_;
   bool has_unk_ = false;
