@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -120,4 +121,44 @@ TEST_CASE("Qwen3 decode(encode(x)) == normalize(x) on seeded random Unicode", "[
       prev = b;
     }
   }
+}
+
+TEST_CASE("Qwen3 encode is safe to call from several threads at once", "[tokenizer]") {
+  const auto ref = reference();
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int rep = 0; rep < 5; ++rep) {
+        for (size_t i = t; i < ref.size(); i += 1 + t % 2) {
+          if (qwen().encode(ref[i].text).ids != ref[i].ids) ++mismatches[t];
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(mismatches == std::vector<int>(4, 0));
+}
+
+TEST_CASE("Qwen3 vocabulary lookups, special tokens and offsets", "[tokenizer]") {
+  const Tokenizer& t = qwen();
+  CHECK(t.vocab_size() == 151669);
+  CHECK(t.token_to_id("<|im_end|>") == 151645);
+  CHECK(t.token_to_id("Hello") == 9707);
+  CHECK_FALSE(t.token_to_id("definitely not a token").has_value());
+  CHECK(t.id_to_token(151645) == "<|im_end|>");
+  CHECK(t.id_to_token(1879) == "Ġworld");
+  CHECK(t.is_special(151645));
+  CHECK_FALSE(t.is_special(151657));  // <tool_call> is an added token but not special
+  CHECK_FALSE(t.is_special(9707));
+  CHECK_THROWS_AS(t.id_to_token(151669), Error);
+  Encoding e = t.encode("Hello world<|im_end|>");
+  CHECK(e.ids == std::vector<int64_t>{9707, 1879, 151645});
+  CHECK(e.offsets == std::vector<std::pair<size_t, size_t>>{{0, 5}, {5, 11}, {11, 21}});
+  CHECK(t.decode(e.ids, true) == "Hello world");
+  CHECK(t.encode("").ids.empty());
+  // NFC: e + U+0301 is tokenized as é; the token covers both input chars.
+  Encoding c = t.encode("e\u0301");
+  CHECK(c.ids == t.encode("\u00e9").ids);
+  CHECK(c.offsets.back().second == 3);
 }

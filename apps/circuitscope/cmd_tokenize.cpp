@@ -3,6 +3,9 @@
 // circuitscope tokenize DIR --decode 1,2,3 [--skip-special-tokens]
 #include <spdlog/spdlog.h>
 
+#include <utf8proc.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -24,6 +27,7 @@ struct TokenizeOptions {
   std::string input_jsonl;
   std::string decode_ids;
   bool skip_special = false;
+  bool pre_tokens = false;
 };
 
 // Printable form for the table: control characters and spaces made visible.
@@ -46,6 +50,20 @@ std::string visible(const std::string& s) {
     }
   }
   return out;
+}
+
+// Pads to `width` terminal columns, counting wide (CJK) characters as two.
+std::string pad(const std::string& s, size_t width) {
+  size_t cols = 0;
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    utf8proc_int32_t cp = -1;
+    utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data()) + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+    cols += cp >= 0 ? static_cast<size_t>(std::max(0, utf8proc_charwidth(cp))) : 1;
+    i += len;
+  }
+  return cols >= width ? s : s + std::string(width - cols, ' ');
 }
 
 std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
@@ -116,6 +134,14 @@ int run_tokenize(const TokenizeOptions& o) {
   if (!o.input_jsonl.empty()) return run_batch(*tok, o);
   if (!o.decode_ids.empty()) return run_decode(*tok, o);
 
+  if (o.pre_tokens) {
+    for (const PreToken& p : pre_tokenize(*tok, o.text)) {
+      std::string range = "[" + std::to_string(p.begin) + "," + std::to_string(p.end) + ")";
+      std::printf("%s  %s%s\n", pad(range, 11).c_str(), visible(p.text).c_str(),
+                  p.added_id >= 0 ? ("  (added token " + std::to_string(p.added_id) + ")").c_str() : "");
+    }
+    return 0;
+  }
   Encoding e = tok->encode(o.text, !o.no_special);
   if (o.json) {
     nlohmann::json j;
@@ -128,14 +154,14 @@ int run_tokenize(const TokenizeOptions& o) {
     std::cout << dump(j) << "\n";
     return 0;
   }
-  std::printf("%5s  %8s  %-24s  %-11s  %s\n", "#", "id", "token", "bytes", "text");
+  std::printf("%5s  %8s  %s  %s  %s\n", "#", "id", pad("token", 24).c_str(), pad("bytes", 11).c_str(), "text");
   for (size_t i = 0; i < e.ids.size(); ++i) {
     auto [b, en] = e.offsets[i];
     std::string piece = visible(e.tokens[i]);
     std::string slice = en > b && en <= o.text.size() ? visible(o.text.substr(b, en - b)) : "";
     std::string range = "[" + std::to_string(b) + "," + std::to_string(en) + ")";
-    std::printf("%5zu  %8lld  %-24s  %-11s  %s%s\n", i, static_cast<long long>(e.ids[i]), piece.c_str(), range.c_str(),
-                slice.c_str(), tok->is_special(e.ids[i]) ? "  (special)" : "");
+    std::printf("%5zu  %8lld  %s  %s  %s%s\n", i, static_cast<long long>(e.ids[i]), pad(piece, 24).c_str(),
+                pad(range, 11).c_str(), slice.c_str(), tok->is_special(e.ids[i]) ? "  (special)" : "");
   }
   std::printf("%zu tokens, %zu bytes\n", e.ids.size(), o.text.size());
   return 0;
@@ -154,6 +180,8 @@ CommandRegistrar reg({"tokenize", "Tokenize text (ids, pieces, byte offsets), a 
                                         "read {\"text\": ...} lines (- for stdin), write {\"text\", \"ids\"} lines");
                         sub->add_option("--decode", o->decode_ids, "decode comma- or space-separated ids instead");
                         sub->add_flag("--skip-special-tokens", o->skip_special, "with --decode: drop special tokens");
+                        sub->add_flag("--pre-tokens", o->pre_tokens,
+                                      "show the pre-tokens the model receives instead (tokenizer.json only)");
                         return [o] { return run_tokenize(*o); };
                       }});
 
