@@ -561,7 +561,19 @@ TEST_CASE("Malformed or unsupported tokenizer.json: Error names the type and the
   CHECK(error_code_of(edited([](json& j) { j["model"]["merges"] = json::array({"abc"}); }), msg) == ErrorCode::kFormat);
   CHECK(msg.find("one space") != std::string::npos);
   CHECK(error_code_of(edited([](json& j) { j["model"]["vocab"]["a"] = "x"; }), msg) == ErrorCode::kFormat);
+  CHECK(msg.find("$.model.vocab[\"a\"]") != std::string::npos);
+  CHECK(error_code_of(edited([](json& j) { j["model"]["vocab"]["b"] = -1; }), msg) == ErrorCode::kFormat);
+  CHECK(msg.find("$.model.vocab[\"b\"]") != std::string::npos);
+  CHECK(error_code_of(edited([](json& j) { j["model"]["vocab"]["c"] = 2.5; }), msg) == ErrorCode::kFormat);
+  CHECK(error_code_of(edited([](json& j) { j["model"]["vocab"] = json::array({1, 2}); }), msg) == ErrorCode::kFormat);
   CHECK(msg.find("$.model.vocab") != std::string::npos);
+  CHECK(error_code_of(edited([](json& j) { j["model"]["merges"] = json::array({json::array({"a", 1})}); }), msg) ==
+        ErrorCode::kFormat);
+  CHECK(msg.find("$.model.merges[0]") != std::string::npos);
+  CHECK(error_code_of(edited([](json& j) { j["model"]["merges"] = json::array({"a b", json::object()}); }), msg) ==
+        ErrorCode::kFormat);
+  CHECK(msg.find("$.model.merges[1]") != std::string::npos);
+  CHECK(error_code_of(edited([](json& j) { j["model"]["merges"] = "a b"; }), msg) == ErrorCode::kFormat);
   CHECK(error_code_of(edited([](json& j) {
           j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
         }),

@@ -92,7 +92,7 @@ void StringIdMap::insert(std::string_view key, int32_t id) {
   ids_.push_back(id);
 }
 
-BpeModel::BpeModel(const json& j, const std::string& path) {
+BpeModel::BpeModel(const json& j, const std::string& path, ModelTables* tables) {
   byte_fallback_ = get_bool_or(j, "byte_fallback", false, path);
   fuse_unk_ = get_bool_or(j, "fuse_unk", false, path);
   ignore_merges_ = get_bool_or(j, "ignore_merges", false, path);
@@ -110,22 +110,26 @@ BpeModel::BpeModel(const json& j, const std::string& path) {
                                            "encoding only); found " + d->dump());
     }
   }
+  if (tables && !tables->error_path.empty()) format_error(tables->error_path, tables->error_message);
 
-  // Vocabulary (one pass over the JSON object: iterating it is not cheap).
+  // Vocabulary, as (token, id) entries: collected by the loader, or read from the JSON tree.
+  std::vector<std::pair<std::string, int64_t>> entries;
   const json& vocab = member(j, "vocab", path);
-  if (!vocab.is_object()) format_error(path + ".vocab", std::string("expected an object, found ") + json_kind(vocab));
-  std::vector<std::pair<const std::string*, int64_t>> entries;
-  entries.reserve(vocab.size());
-  int64_t max_id = -1;
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const json& v = it.value();
-    if (!v.is_number_integer() || v.get<int64_t>() < 0) {
-      format_error(path + ".vocab[\"" + it.key() + "\"]", "expected a non-negative integer id, found " + v.dump());
+  if (vocab.is_null() && tables && tables->has_vocab) {
+    entries = std::move(tables->vocab);
+  } else {
+    if (!vocab.is_object()) format_error(path + ".vocab", std::string("expected an object, found ") + json_kind(vocab));
+    entries.reserve(vocab.size());
+    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+      const json& v = it.value();
+      if (!v.is_number_integer() || v.get<int64_t>() < 0) {
+        format_error(path + ".vocab[\"" + it.key() + "\"]", "expected a non-negative integer id, found " + v.dump());
+      }
+      entries.emplace_back(it.key(), v.get<int64_t>());
     }
-    int64_t id = v.get<int64_t>();
-    max_id = std::max(max_id, id);
-    entries.emplace_back(&it.key(), id);
   }
+  int64_t max_id = -1;
+  for (const auto& e : entries) max_id = std::max(max_id, e.second);
   // Ids index a dense table: refuse absurdly sparse ones rather than allocate gigabytes.
   if (max_id >= static_cast<int64_t>(entries.size()) * 4 + 65536) {
     format_error(path + ".vocab", "token id " + std::to_string(max_id) + " is far beyond the vocabulary size " +
@@ -133,29 +137,48 @@ BpeModel::BpeModel(const json& j, const std::string& path) {
   }
   vocab_r_.assign(static_cast<size_t>(max_id + 1), std::string());
   has_id_.assign(static_cast<size_t>(max_id + 1), 0);
-  for (const auto& [key, id] : entries) {
-    if (has_id_[static_cast<size_t>(id)]) {  // two tokens share an id: keep the other spelling findable too
-      extra_keys_.push_back(*key);
-    } else {
-      vocab_r_[static_cast<size_t>(id)] = *key;
-      has_id_[static_cast<size_t>(id)] = 1;
-    }
-  }
   vocab_.reserve(entries.size());
-  size_t extra = 0;
-  std::vector<uint8_t> seen(vocab_r_.size(), 0);
-  for (const auto& [key, id] : entries) {
+  for (auto& [key, id] : entries) {
     size_t i = static_cast<size_t>(id);
-    if (!seen[i] && vocab_r_[i] == *key) {
-      seen[i] = 1;
-      vocab_.insert(vocab_r_[i], static_cast<int32_t>(id));
+    if (has_id_[i]) {  // two tokens share an id: keep the other spelling findable too
+      extra_keys_.push_back(std::move(key));
+      vocab_.insert(extra_keys_.back(), static_cast<int32_t>(id));
     } else {
-      vocab_.insert(extra_keys_[extra++], static_cast<int32_t>(id));
+      vocab_r_[i] = std::move(key);
+      has_id_[i] = 1;
     }
   }
+  // vocab_r_ is complete (no more reallocation), so views into its strings stay valid.
+  for (size_t i = 0; i < vocab_r_.size(); ++i) {
+    if (has_id_[i]) vocab_.insert(vocab_r_[i], static_cast<int32_t>(i));
+  }
+  entries.clear();
+  entries.shrink_to_fit();
 
-  // Merges: "a b" strings or [a, b] pairs; the rank is the position.
-  const json& merges = get_array(j, "merges", path);
+  // Merges, as (left, right) pairs; the rank is the position.
+  std::vector<std::pair<std::string, std::string>> merges;
+  const json& mj = member(j, "merges", path);
+  if (mj.is_null() && tables && tables->has_merges) {
+    merges = std::move(tables->merges);
+  } else {
+    if (!mj.is_array()) format_error(path + ".merges", std::string("expected an array, found ") + json_kind(mj));
+    merges.reserve(mj.size());
+    for (size_t rank = 0; rank < mj.size(); ++rank) {
+      const json& m = mj[rank];
+      if (m.is_string()) {
+        const std::string& s = m.get_ref<const std::string&>();
+        size_t sp = s.find(' ');
+        if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
+          format_error(path + ".merges[" + std::to_string(rank) + "]", "expected \"left right\" with one space, found \"" + s + "\"");
+        }
+        merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+        merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
+      } else {
+        format_error(path + ".merges[" + std::to_string(rank) + "]", "expected a string or a pair of strings, found " + m.dump());
+      }
+    }
+  }
   merges_.reserve(merges.size());
   auto lookup = [&](const std::string& tok, size_t rank, const char* what) -> int32_t {
     int32_t id = vocab_.find(tok);
@@ -164,23 +187,9 @@ BpeModel::BpeModel(const json& j, const std::string& path) {
     }
     return id;
   };
-  std::string a, b, merged;
+  std::string merged;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const json& m = merges[rank];
-    if (m.is_string()) {
-      const std::string& s = m.get_ref<const std::string&>();
-      size_t sp = s.find(' ');
-      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
-        format_error(path + ".merges[" + std::to_string(rank) + "]", "expected \"left right\" with one space, found \"" + s + "\"");
-      }
-      a.assign(s, 0, sp);
-      b.assign(s, sp + 1, std::string::npos);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      a = m[0].get<std::string>();
-      b = m[1].get<std::string>();
-    } else {
-      format_error(path + ".merges[" + std::to_string(rank) + "]", "expected a string or a pair of strings, found " + m.dump());
-    }
+    const auto& [a, b] = merges[rank];
     int32_t ia = lookup(a, rank, "left part");
     int32_t ib = lookup(b, rank, "right part");
     // The continuing-subword prefix of the right part is dropped when merging (as Hugging Face does).

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/hf_json_load.hpp"
 #include "tokenizer/hf_pipeline.hpp"
 
 namespace circuitscope::hf {
@@ -86,7 +87,9 @@ class BpeModel {
     uint32_t b, e;  // byte range in the piece text
   };
 
-  BpeModel(const nlohmann::json& j, const std::string& path);
+  // `tables` (may be null) holds model.vocab / model.merges when the loader collected them instead of
+  // leaving them in `j`; their strings are moved out.
+  BpeModel(const nlohmann::json& j, const std::string& path, ModelTables* tables = nullptr);
 
   // Appends the tokens of one pre-token.
   void tokenize(const Piece& p, std::vector<Sym>& out) const;

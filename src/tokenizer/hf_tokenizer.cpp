@@ -13,6 +13,7 @@
 #include "circuitscope/tokenizer_json.hpp"
 #include "tokenizer/hf_bpe.hpp"
 #include "tokenizer/hf_json.hpp"
+#include "tokenizer/hf_json_load.hpp"
 #include "tokenizer/hf_pipeline.hpp"
 #include "tokenizer/hf_unicode.hpp"
 
@@ -144,12 +145,12 @@ void check_utf8(std::string_view text) {
 
 class HfTokenizer : public Tokenizer {
  public:
-  HfTokenizer(const json& root, const json* config, const std::string& config_origin) {
+  HfTokenizer(const json& root, ModelTables* tables, const json* config, const std::string& config_origin) {
     require_object(root, "$");
     const json& model = member(root, "model", "$");
     std::string model_type = model.is_object() && model.contains("type") ? component_type(model, "$.model") : "BPE";
     if (model_type != "BPE") unsupported_type("model", model_type, "$.model.type");
-    model_ = std::make_unique<BpeModel>(model, "$.model");
+    model_ = std::make_unique<BpeModel>(model, "$.model", tables);
 
     if (const json* n = optional_member(root, "normalizer")) normalizer_ = make_normalizer(*n, "$.normalizer");
     if (const json* p = optional_member(root, "pre_tokenizer")) pre_tokenizer_ = make_pre_tokenizer(*p, "$.pre_tokenizer");
@@ -416,12 +417,13 @@ json parse_json(std::string_view text, const std::string& origin) {
 
 std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view json_text, const std::string& origin,
                                                std::string_view config_json) {
-  hf::json root = hf::parse_json(json_text, origin);
+  hf::ModelTables tables;
+  hf::json root = hf::parse_tokenizer_json(json_text, origin, tables);
   hf::json config;
   std::string config_origin = "tokenizer_config.json";
   if (!config_json.empty()) config = hf::parse_json(config_json, config_origin);
   try {
-    return std::make_unique<hf::HfTokenizer>(root, config_json.empty() ? nullptr : &config, config_origin);
+    return std::make_unique<hf::HfTokenizer>(root, &tables, config_json.empty() ? nullptr : &config, config_origin);
   } catch (const Error& e) {
     std::string msg = e.what();
     if (msg.rfind(config_origin, 0) == 0) throw;  // already names the config file
@@ -433,7 +435,8 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
   namespace fs = std::filesystem;
   auto t0 = std::chrono::steady_clock::now();
   std::string text = hf::read_file(path, "tokenizer file");
-  hf::json root = hf::parse_json(text, path);
+  hf::ModelTables tables;
+  hf::json root = hf::parse_tokenizer_json(text, path, tables);
   text.clear();
   text.shrink_to_fit();
   fs::path config_path = fs::path(path).parent_path() / "tokenizer_config.json";
@@ -446,7 +449,7 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
   }
   std::unique_ptr<Tokenizer> tok;
   try {
-    tok = std::make_unique<hf::HfTokenizer>(root, has_config ? &config : nullptr, config_path.string());
+    tok = std::make_unique<hf::HfTokenizer>(root, &tables, has_config ? &config : nullptr, config_path.string());
   } catch (const Error& e) {
     std::string msg = e.what();
     if (msg.rfind(config_path.string(), 0) == 0) throw;
