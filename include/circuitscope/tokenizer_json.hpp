@@ -14,6 +14,10 @@
 // byte-level tokens become U+FFFD, as in Hugging Face) and skips ids that have no token, as Hugging Face
 // does.
 //
+// normalize() applies the normalizer the way encode() does: to the text between the added tokens that
+// are matched on the raw text (those are kept as they are), so decode(encode(x)) == normalize(x) for
+// byte-level tokenizers such as Qwen's.
+//
 // Offsets are byte offsets into the input. Where the normalizer changed the text, a token's offsets
 // cover the whole input range of the changed characters it overlaps (Hugging Face is finer-grained
 // there, pointing at the first character of a composed sequence only).
