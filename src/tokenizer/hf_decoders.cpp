@@ -292,9 +292,14 @@ class ByteLevelProcessor : public PostProcessor {
       auto is_space = [](char32_t c) { return c == 0x120 || is_unicode_whitespace(c); };  // U+0120 'Ġ' is the space byte
       size_t leading = 0, trailing = 0, k = 0;
       while (k < t.size() && is_space(next_code_point(t, k))) ++leading;
-      std::vector<char32_t> cps;
-      for (size_t q = 0; q < t.size();) cps.push_back(next_code_point(t, q));
-      for (size_t q = cps.size(); q-- > 0 && is_space(cps[q]);) ++trailing;
+      for (size_t end = t.size(); end > 0;) {  // walk back char by char
+        size_t start = end - 1;
+        while (start > 0 && is_utf8_continuation(static_cast<unsigned char>(t[start]))) --start;
+        size_t q = start;
+        if (!is_space(next_code_point(t, q))) break;
+        ++trailing;
+        end = start;
+      }
       if (leading > 0) {
         bool is_first = i == 0 || off.first == 0;
         if (is_first && add_prefix_space_ && leading == 1) leading = 0;
