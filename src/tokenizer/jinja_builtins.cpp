@@ -403,6 +403,13 @@ Value string_method(const std::string& s, const std::string& name) {
   return make_callable(fn, std::move(f));
 }
 
+Value dict_view(std::vector<Value> items, const char* view) {
+  auto l = std::make_shared<ListData>();
+  l->items = std::move(items);
+  l->view = view;
+  return Value(ListPtr(std::move(l)));
+}
+
 Value dict_method(const DictPtr& d, const std::string& name) {
   if (name == "get")
     return make_callable("dict.get", [d](CallArgs& a) {
@@ -416,21 +423,21 @@ Value dict_method(const DictPtr& d, const std::string& name) {
       Params p(a, "items", {});
       std::vector<Value> out;
       for (const auto& [k, v] : d->items) out.push_back(Value::list({Value(k), v}, true));
-      return Value::list(std::move(out));
+      return dict_view(std::move(out), "dict_items");
     });
   if (name == "keys")
     return make_callable("dict.keys", [d](CallArgs& a) {
       Params p(a, "keys", {});
       std::vector<Value> out;
       for (const auto& kv : d->items) out.emplace_back(kv.first);
-      return Value::list(std::move(out));
+      return dict_view(std::move(out), "dict_keys");
     });
   if (name == "values")
     return make_callable("dict.values", [d](CallArgs& a) {
       Params p(a, "values", {});
       std::vector<Value> out;
       for (const auto& kv : d->items) out.push_back(kv.second);
-      return Value::list(std::move(out));
+      return dict_view(std::move(out), "dict_values");
     });
   if (name == "copy")
     return make_callable("dict.copy", [d](CallArgs& a) {
@@ -631,9 +638,18 @@ Value f_abs(Runtime&, const Value& v, CallArgs& a) {
   throw_type_error("bad operand type for abs(): '" + type_name(v) + "'");
 }
 
+// Jinja's attr() is Python getattr only: methods and namespace attributes, never dict keys.
 Value f_attr(Runtime&, const Value& v, CallArgs& a) {
   Params p(a, "attr", {"name"});
-  return get_attr(v, require_str(p.get(0), "attribute name"));
+  const std::string name = to_str(p.get(0));
+  if (v.is_namespace()) return get_attr(v, name);
+  Value m = v.is_dict() ? dict_method(v.dict_ptr(), name)
+            : v.is_list() ? list_method(v, name)
+            : v.is_string() ? string_method(v.as_string(), name)
+                            : Value();
+  if (!m.is_undefined()) return m;
+  if (is_mutator(v, name)) return unsafe(v, name);
+  return missing_attr(v, name);
 }
 
 Value f_batch(Runtime&, const Value& v, CallArgs& a) {

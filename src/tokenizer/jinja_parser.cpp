@@ -473,7 +473,7 @@ class Parser {
     if (pending_.empty()) return "";
     const Pending& p = pending_.back();
     std::string s = " Jinja was looking for the following tags: ";
-    for (size_t i = 0; i < p.ends.size(); ++i) s += (i ? (i + 1 == p.ends.size() ? " or " : ", ") : "") + ("'" + p.ends[i] + "'");
+    for (size_t i = 0; i < p.ends.size(); ++i) s += (i ? " or '" : "'") + p.ends[i] + "'";
     return s + ". The innermost block that needs to be closed is '" + p.tag + "'.";
   }
 
@@ -1074,7 +1074,7 @@ class Parser {
   }
 
   ExprPtr parse_call(ExprPtr callee) {
-    Loc loc = cur().loc;
+    Loc loc = callee->loc;  // errors of a call point at what is called
     auto c = node<CallExpr>(loc);
     c->callee = std::move(callee);
     c->args = parse_call_args();

@@ -216,7 +216,8 @@ std::string repr(const Value& v) {
         out += repr(l.items[i]);
       }
       if (l.tuple && l.items.size() == 1) out += ",";
-      return out + (l.tuple ? ")" : "]");
+      out += l.tuple ? ")" : "]";
+      return *l.view ? std::string(l.view) + "(" + out + ")" : out;
     }
     case Value::Type::kDict: {
       std::string out = "{";

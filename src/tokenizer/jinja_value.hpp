@@ -98,7 +98,8 @@ class Value {
 
 struct ListData {
   std::vector<Value> items;
-  bool tuple = false;  // only changes repr() and ==
+  bool tuple = false;     // only changes repr() and ==
+  const char* view = "";  // "dict_items", "dict_keys", "dict_values": repr() as Python's dict views
 };
 
 // Insertion-ordered string-keyed dict (Python dicts keep insertion order, and tojson must too).
