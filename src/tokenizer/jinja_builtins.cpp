@@ -634,13 +634,13 @@ Value f_abs(Runtime&, const Value& v, CallArgs& a) {
   Params p(a, "abs", {});
   if (v.is_float()) return Value(std::fabs(v.as_float()));
   if (v.is_int() || v.is_bool()) return Value(static_cast<int64_t>(std::llabs(v.int_value())));
-  if (v.is_undefined()) throw_undefined(v);
   throw_type_error("bad operand type for abs(): '" + type_name(v) + "'");
 }
 
 // Jinja's attr() is Python getattr only: methods and namespace attributes, never dict keys.
 Value f_attr(Runtime&, const Value& v, CallArgs& a) {
   Params p(a, "attr", {"name"});
+  if (v.is_undefined()) throw_undefined(v);
   const std::string name = to_str(p.get(0));
   if (v.is_namespace()) return get_attr(v, name);
   Value m = v.is_dict() ? dict_method(v.dict_ptr(), name)
@@ -700,6 +700,7 @@ Value f_dictsort(Runtime&, const Value& v, CallArgs& a) {
   std::string by = p.get_str(1, "key");
   bool rev = truthy(p.get(2, Value(false)));
   if (by != "key" && by != "value") throw_value_error("You can only sort by either \"key\" or \"value\"");
+  if (v.is_undefined()) throw_undefined(v);
   if (!v.is_dict()) throw_type_error("dictsort: expected a mapping, got " + type_name(v));
   std::vector<Value> items;
   for (const auto& [k, x] : v.as_dict().items) items.push_back(Value::list({Value(k), x}, true));
@@ -729,7 +730,6 @@ Value f_escape(Runtime&, const Value& v, CallArgs& a) {
 
 Value f_first(Runtime&, const Value& v, CallArgs& a) {
   Params p(a, "first", {});
-  if (v.is_undefined()) throw_undefined(v);  // iter(Undefined) is empty, but Jinja's first() hits getattr
   std::vector<Value> items = iterate(v);
   if (items.empty()) return Value::undefined("No first item, sequence was empty.");
   return items.front();
@@ -737,7 +737,6 @@ Value f_first(Runtime&, const Value& v, CallArgs& a) {
 
 Value f_last(Runtime&, const Value& v, CallArgs& a) {
   Params p(a, "last", {});
-  if (v.is_undefined()) throw_undefined(v);
   std::vector<Value> items = iterate(v);
   if (items.empty()) return Value::undefined("No last item, sequence was empty.");
   return items.back();
@@ -801,6 +800,7 @@ bool parse_py_int(const std::string& s0, int base, int64_t& out) {
 Value f_float(Runtime&, const Value& v, CallArgs& a) {
   Params p(a, "float", {"default"});
   Value def = p.get(0, Value(0.0));
+  if (v.is_undefined()) throw_undefined(v);  // Undefined.__float__ raises
   if (v.is_number()) return Value(v.float_value());
   double d = 0;
   if (v.is_string() && parse_py_float(v.as_string(), d)) return Value(d);
@@ -811,6 +811,7 @@ Value f_int(Runtime&, const Value& v, CallArgs& a) {
   Params p(a, "int", {"default", "base"});
   Value def = p.get(0, Value(0));
   int base = static_cast<int>(p.get_int(1, 10));
+  if (v.is_undefined()) throw_undefined(v);  // Undefined.__int__ raises
   if (v.is_int() || v.is_bool()) return Value(v.int_value());
   if (v.is_float()) {
     double d = v.as_float();
@@ -841,6 +842,7 @@ Value f_indent(Runtime&, const Value& v, CallArgs& a) {
   Value w = p.get(0, Value(4));
   std::string ind = w.is_string() ? w.as_string() : std::string(static_cast<size_t>(std::max<int64_t>(0, w.int_value())), ' ');
   bool first = truthy(p.get(1, Value(false))), blank = truthy(p.get(2, Value(false)));
+  if (v.is_undefined()) throw_undefined(v);  // Jinja appends "\n" to it, which Undefined refuses
   std::string s = to_str(v) + "\n";  // Jinja's own quirk, for splitlines
   std::vector<std::string> lines = splitlines(s, false);
   std::string rv;
@@ -1059,8 +1061,9 @@ Value f_title(Runtime&, const Value& v, CallArgs& a) {
       at_start = true;
       continue;
     }
-    auto cp = static_cast<utf8proc_int32_t>(c);
-    utf8_append(out, static_cast<char32_t>(at_start ? utf8proc_toupper(cp) : utf8proc_tolower(cp)));
+    std::string ch;
+    utf8_append(ch, c);
+    out += at_start ? py_upper(ch) : py_lower(ch);  // Jinja: item[0].upper() + item[1:].lower()
     at_start = false;
   }
   return Value(out);

@@ -704,12 +704,15 @@ void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
     }
   };
   if (!ensure_ascii || is_ascii(s)) {
-    for (char ch : s)
-      if (!esc(static_cast<unsigned char>(ch))) out += ch;
+    for (char ch : s) {
+      if (esc(static_cast<unsigned char>(ch))) continue;
+      if (ensure_ascii && ch == 0x7F) hex4(0x7F);  // Python escapes everything outside ' '..'~'
+      else out += ch;
+    }
   } else {
     for (char32_t c : utf8_decode(s)) {
       if (esc(c)) continue;
-      if (c < 0x80) {
+      if (c < 0x7F) {
         out += static_cast<char>(c);
       } else if (c < 0x10000) {
         hex4(static_cast<unsigned>(c));
@@ -930,13 +933,49 @@ bool is_cased(char32_t c) {
 }
 }  // namespace
 
+namespace {
+// The one-to-many uppercase mappings of Unicode's SpecialCasing.txt that Python applies and
+// utf8proc's simple mapping lacks (Latin and Armenian; the Greek iota-subscript forms are not here).
+const char* special_upper(char32_t c) {
+  switch (c) {
+    case 0x00DF: return "SS";
+    case 0x0149: return "\u02BCN";
+    case 0x01F0: return "J\u030C";
+    case 0x0587: return "\u0535\u0552";
+    case 0x1E96: return "H\u0331";
+    case 0x1E97: return "T\u0308";
+    case 0x1E98: return "W\u030A";
+    case 0x1E99: return "Y\u030A";
+    case 0x1E9A: return "A\u02BE";
+    case 0xFB00: return "FF";
+    case 0xFB01: return "FI";
+    case 0xFB02: return "FL";
+    case 0xFB03: return "FFI";
+    case 0xFB04: return "FFL";
+    case 0xFB05: return "ST";
+    case 0xFB06: return "ST";
+    case 0xFB13: return "\u0544\u0546";
+    case 0xFB14: return "\u0544\u0535";
+    case 0xFB15: return "\u0544\u053B";
+    case 0xFB16: return "\u054E\u0546";
+    case 0xFB17: return "\u0544\u053D";
+    default: return nullptr;
+  }
+}
+}  // namespace
+
 std::string py_upper(const std::string& s) {
   if (is_ascii(s)) {
     std::string o = s;
     for (char& c : o) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return o;
   }
-  return map_chars(s, utf8proc_toupper);
+  std::string out;
+  for (char32_t c : utf8_decode(s)) {
+    if (const char* m = special_upper(c)) out += m;
+    else utf8_append(out, static_cast<char32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(c))));
+  }
+  return out;
 }
 
 std::string py_lower(const std::string& s) {
@@ -945,17 +984,38 @@ std::string py_lower(const std::string& s) {
     for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return o;
   }
-  return map_chars(s, utf8proc_tolower);
+  std::string out;
+  for (char32_t c : utf8_decode(s)) {
+    if (c == 0x0130) out += "i\u0307";  // İ lowers to i + combining dot, as in Python
+    else utf8_append(out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
+  }
+  return out;
 }
+
+namespace {
+// Titlecase of one character; the SpecialCasing expansions keep their first letter upper.
+void append_title(std::string& out, char32_t c) {
+  if (const char* m = special_upper(c)) {
+    std::u32string u = utf8_decode(m);
+    utf8_append(out, u[0]);
+    out += py_lower(utf8_encode(u.substr(1)));
+    return;
+  }
+  utf8_append(out, static_cast<char32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(c))));
+}
+void append_lower(std::string& out, char32_t c) {
+  if (c == 0x0130) out += "i\u0307";
+  else utf8_append(out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
+}
+}  // namespace
 
 std::string py_title(const std::string& s) {
   std::string out;
   bool prev_cased = false;
   for (char32_t c : utf8_decode(s)) {
-    char32_t m = static_cast<char32_t>(prev_cased ? utf8proc_tolower(static_cast<utf8proc_int32_t>(c))
-                                                  : utf8proc_totitle(static_cast<utf8proc_int32_t>(c)));
+    if (prev_cased) append_lower(out, c);
+    else append_title(out, c);
     prev_cased = is_cased(c);
-    utf8_append(out, m);
   }
   return out;
 }
@@ -964,8 +1024,8 @@ std::string py_capitalize(const std::string& s) {
   std::string out;
   bool first = true;
   for (char32_t c : utf8_decode(s)) {
-    utf8_append(out, static_cast<char32_t>(first ? utf8proc_totitle(static_cast<utf8proc_int32_t>(c))
-                                                 : utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
+    if (first) append_title(out, c);
+    else append_lower(out, c);
     first = false;
   }
   return out;
