@@ -190,10 +190,11 @@ struct LoopControlStmt : Stmt {
   Flow flow;
   Flow exec(Runtime&) const override { return flow; }
 };
-// Hugging Face's `{% generation %}` (assistant-token tracking): renders its body unchanged.
+// Hugging Face's `{% generation %}` (assistant-token tracking): renders its body unchanged, in its
+// own scope (HF runs the body as a call block's caller).
 struct ScopeStmt : Stmt {
   Body body;
-  Flow exec(Runtime& rt) const override { return exec_body(body, rt); }
+  Flow exec(Runtime& rt) const override;
 };
 
 struct Program {
@@ -229,12 +230,15 @@ class Runtime {
     out_ = o;
     return prev;
   }
-  const Program& program() const { return program_; }
-  // Formats "<name>, line L, column C: <message>".
+  // "<template name>, line L, column C" for messages.
   std::string where(const Loc& loc) const;
-  int depth = 0;  // macro recursion guard
+  // Macro recursion guard: false when the nesting limit is reached.
+  bool enter_macro() { return ++macro_depth_ <= kMaxMacroDepth; }
+  void leave_macro() { --macro_depth_; }
 
  private:
+  static constexpr int kMaxMacroDepth = 300;  // about where CPython's recursion limit stops Jinja2
+  int macro_depth_ = 0;
   const Program& program_;
   const DictData& context_;
   std::shared_ptr<Scope> scope_;
@@ -244,8 +248,7 @@ class Runtime {
 // ---- builtins (jinja_builtins.cpp) -------------------------------------------------------------------
 FilterFn find_filter(const std::string& name);
 TestFn find_test(const std::string& name);
-bool is_jinja_builtin_filter(const std::string& name);  // exists in Jinja2, maybe not here
-bool is_jinja_builtin_test(const std::string& name);
+bool is_jinja_builtin_filter(const std::string& name);  // a Jinja2 filter circuitscope lacks
 const Value* find_global(const std::string& name);  // range, namespace, raise_exception, ...
 Value apply_filter_by_name(Runtime& rt, const std::string& name, const Value& v, CallArgs& args);
 bool apply_test_by_name(Runtime& rt, const std::string& name, const Value& v, CallArgs& args);

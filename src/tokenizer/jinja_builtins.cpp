@@ -843,7 +843,8 @@ Value f_indent(Runtime&, const Value& v, CallArgs& a) {
   std::string ind = w.is_string() ? w.as_string() : std::string(static_cast<size_t>(std::max<int64_t>(0, w.int_value())), ' ');
   bool first = truthy(p.get(1, Value(false))), blank = truthy(p.get(2, Value(false)));
   if (v.is_undefined()) throw_undefined(v);  // Jinja appends "\n" to it, which Undefined refuses
-  std::string s = to_str(v) + "\n";  // Jinja's own quirk, for splitlines
+  if (!v.is_string()) throw_type_error("indent: expected a string, got " + type_name(v) + " (Jinja does s += '\\n')");
+  std::string s = v.as_string() + "\n";  // Jinja's own quirk, for splitlines
   std::vector<std::string> lines = splitlines(s, false);
   std::string rv;
   if (blank) {
@@ -915,12 +916,14 @@ Value f_map(Runtime& rt, const Value& v, CallArgs& a) {
     }
   }
   if (by_attr) {
+    if (!truthy(v)) return Value::list({});
     for (const auto& x : iterate(v)) {
       Value r = attr_path(x, attribute);
       out.push_back(r.is_undefined() && has_def ? def : r);
     }
     return Value::list(std::move(out));
   }
+  if (!truthy(v)) return Value::list({});  // Jinja's map starts with `if value:`
   if (a.pos.empty()) throw_type_error("map requires a filter argument");
   std::string fname = to_str(a.pos[0]);
   CallArgs rest;
@@ -968,6 +971,7 @@ Value select_impl(Runtime& rt, const Value& v, CallArgs& a, bool by_attr, bool k
   if (has_test) targs.pos.assign(a.pos.begin() + static_cast<long>(i) + 1, a.pos.end());
   targs.kw = a.kw;
   std::vector<Value> out;
+  if (!truthy(v)) return Value::list({});  // Jinja's select_or_reject starts with `if seq:`
   for (const auto& x : iterate(v)) {
     Value subject = by_attr ? attr_path(x, attribute) : x;
     bool r;
@@ -1103,8 +1107,12 @@ Value f_trim(Runtime&, const Value& v, CallArgs& a) {
 
 Value f_truncate(Runtime&, const Value& v, CallArgs& a) {
   Params p(a, "truncate", {"length", "killwords", "end", "leeway"});
-  std::string s = to_str(v);
   int64_t len = p.get_int(0, 255), leeway = p.get_int(3, 5);
+  if (!v.is_string()) {  // Jinja takes len() of anything, and only slices strings
+    if (length(v) <= len + leeway) return v;
+    throw_type_error("truncate: cannot truncate a " + type_name(v));
+  }
+  std::string s = v.as_string();
   bool killwords = truthy(p.get(1, Value(false)));
   std::string end = p.get_str(2, "...");
   int64_t end_len = length(Value(end));
@@ -1177,21 +1185,15 @@ bool t_mapping(Runtime&, const Value& v, CallArgs&) { return v.is_dict(); }
 bool t_iterable(Runtime&, const Value& v, CallArgs&) {
   return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
 }
-bool t_sequence(Runtime&, const Value& v, CallArgs&) {
-  return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
+bool t_sequence(Runtime&, const Value& v, CallArgs&) {  // len() and __getitem__: dict views have no __getitem__
+  return v.is_undefined() || v.is_string() || (v.is_list() && !*v.as_list().view) || v.is_dict();
 }
-bool t_callable(Runtime&, const Value& v, CallArgs&) { return v.is_callable(); }
+bool t_callable(Runtime&, const Value& v, CallArgs&) { return v.is_callable() || v.is_undefined(); }  // Undefined has __call__
 bool t_escaped(Runtime&, const Value&, CallArgs&) { return false; }
 bool t_lower(Runtime&, const Value& v, CallArgs&) { return case_test(to_str(v), true); }
 bool t_upper(Runtime&, const Value& v, CallArgs&) { return case_test(to_str(v), false); }
-bool t_odd(Runtime&, const Value& v, CallArgs&) {
-  if (!v.is_int() && !v.is_bool()) throw_type_error("odd: expected an integer, got " + type_name(v));
-  return (v.int_value() % 2) != 0;
-}
-bool t_even(Runtime&, const Value& v, CallArgs&) {
-  if (!v.is_int() && !v.is_bool()) throw_type_error("even: expected an integer, got " + type_name(v));
-  return (v.int_value() % 2) == 0;
-}
+bool t_odd(Runtime&, const Value& v, CallArgs&) { return equals(op_mod(v, Value(2)), Value(1)); }   // value % 2 == 1
+bool t_even(Runtime&, const Value& v, CallArgs&) { return equals(op_mod(v, Value(2)), Value(0)); }  // value % 2 == 0
 bool t_divisibleby(Runtime&, const Value& v, CallArgs& a) {
   Params p(a, "divisibleby", {"num"});
   return !truthy(op_mod(v, p.get(0)));
@@ -1359,8 +1361,6 @@ bool is_jinja_builtin_filter(const std::string& name) {
                                      "urlencode", "urlize", "wordwrap", "xmlattr"};
   return std::any_of(std::begin(kAll), std::end(kAll), [&](const char* n) { return name == n; });
 }
-
-bool is_jinja_builtin_test(const std::string&) { return false; }  // every Jinja2 test is implemented
 
 const Value* find_global(const std::string& name) {
   auto it = global_table().find(name);

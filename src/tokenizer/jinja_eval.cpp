@@ -349,14 +349,16 @@ Flow MacroStmt::exec(Runtime& rt) const {
   std::shared_ptr<Scope> def_scope = rt.scope();
   Value macro = make_callable("macro " + name, [self, rtp, def_scope](CallArgs& a) -> Value {
     Runtime& r = *rtp;
-    if (r.depth >= 100) throw ValueError{ValueError::Kind::kValue, "macro recursion deeper than 100 calls"};
+    if (!r.enter_macro()) {
+      r.leave_macro();
+      throw ValueError{ValueError::Kind::kValue, "macro calls nested deeper than 300"};
+    }
     auto scope = std::make_shared<Scope>();
     scope->parent = def_scope;
     std::shared_ptr<Scope> saved = r.scope();
     r.set_scope(scope);
     std::string buf;
     std::string* prev = r.swap_out(&buf);
-    ++r.depth;
     try {
       const size_t np = self->params.size();
       std::vector<bool> given(np, false);
@@ -391,12 +393,12 @@ Flow MacroStmt::exec(Runtime& rt) const {
       r.set_local("kwargs", make_dict(std::move(kwargs)));
       exec_body(self->body, r);
     } catch (...) {
-      --r.depth;
+      r.leave_macro();
       r.swap_out(prev);
       r.set_scope(saved);
       throw;
     }
-    --r.depth;
+    r.leave_macro();
     r.swap_out(prev);
     r.set_scope(saved);
     return Value(std::move(buf));
@@ -421,6 +423,12 @@ Flow FilterBlockStmt::exec(Runtime& rt) const {
     }
   }
   rt.out() += to_str(v);
+  return Flow::kNormal;
+}
+
+Flow ScopeStmt::exec(Runtime& rt) const {
+  ScopeGuard g(rt);
+  exec_body(body, rt);
   return Flow::kNormal;
 }
 

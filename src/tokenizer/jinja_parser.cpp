@@ -252,8 +252,7 @@ class Lexer {
     size_t q = skip_py_space(src_, p);
     if (src_.compare(q, 3, "-%}") == 0) return skip_py_space(src_, q + 3);
     if (src_.compare(q, 2, "%}") == 0) return q + 2;
-    if (q == p && q < src_.size() && is_name_char(src_[q])) return 0;  // e.g. `{% rawfoo %}`
-    return 0;
+    return 0;  // e.g. `{% rawfoo %}`
   }
 
   size_t lex_raw_body(size_t pos, bool line_starting, size_t begin) {
@@ -1006,7 +1005,8 @@ class Parser {
     while (!is_op("]")) {
       if (!args.empty() || slice) {
         expect_op(",");
-        unsupported_error(name_, cur().loc, "tuple subscripts (x[a, b]) are not supported");
+        if (slice) unsupported_error(name_, cur().loc, "slices inside tuple subscripts (x[a:b, c]) are not supported");
+        if (is_op("]")) break;
       }
       // parse_subscribed
       ExprPtr start;
@@ -1022,6 +1022,7 @@ class Parser {
         is_slice = true;
       }
       if (is_slice) {
+        if (!args.empty()) unsupported_error(name_, cur().loc, "slices inside tuple subscripts (x[a, b:c]) are not supported");
         next();  // ':'
         auto s = node<SliceExpr>(loc);
         s->start = std::move(start);
@@ -1037,10 +1038,16 @@ class Parser {
       slice->obj = std::move(obj);
       return slice;
     }
-    if (args.empty()) fail(cur(), "expected an index or slice inside '[]'");
     auto g = node<GetItemExpr>(loc);
     g->obj = std::move(obj);
-    g->key = std::move(args[0]);
+    if (args.size() == 1) {
+      g->key = std::move(args[0]);
+    } else {  // x[a, b] or x[]: a tuple key, which no list or string-keyed dict has
+      auto t = node<ListExpr>(loc);
+      t->items = std::move(args);
+      t->tuple = true;
+      g->key = std::move(t);
+    }
     return g;
   }
 
@@ -1123,11 +1130,7 @@ class Parser {
       e->args.pos.push_back(parse_postfix(parse_primary()));
     }
     e->fn = find_test(e->name);
-    if (!e->fn) {
-      if (is_jinja_builtin_test(e->name))
-        unsupported_error(name_, t.loc, "test '" + e->name + "' is not supported by circuitscope's Jinja engine");
-      if (!soft_) fail(t, "No test named '" + e->name + "'.");
-    }
+    if (!e->fn && !soft_) fail(t, "No test named '" + e->name + "'.");  // every Jinja2 test is implemented
     return e;
   }
 

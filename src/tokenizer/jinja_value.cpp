@@ -462,14 +462,18 @@ Value op_floordiv(const Value& a, const Value& b) {
 }
 
 Value op_mod(const Value& a, const Value& b) {
+  if (a.is_string()) return Value(percent_format(a.as_string(), b));  // str.__mod__ wins, even for Undefined
   check_defined(a, b);
-  if (a.is_string()) return Value(percent_format(a.as_string(), b));
   if (!a.is_number() || !b.is_number()) unsupported("%", a, b);
   if (a.is_float() || b.is_float()) {
     double x = a.float_value(), y = b.float_value();
     if (y == 0.0) throw ValueError{ValueError::Kind::kValue, "float modulo"};
     double m = std::fmod(x, y);
-    if (m != 0 && ((m < 0) != (y < 0))) m += y;
+    if (m != 0) {
+      if ((m < 0) != (y < 0)) m += y;
+    } else {
+      m = std::copysign(0.0, y);  // Python: a zero remainder takes the divisor's sign
+    }
     return Value(m);
   }
   int64_t x = a.int_value(), y = b.int_value();
@@ -560,9 +564,16 @@ int64_t length(const Value& v) {
 std::string percent_format(const std::string& fmt, const Value& args) {
   std::vector<Value> positional;
   const DictData* mapping = nullptr;
-  if (args.is_list() && args.as_list().tuple) positional = args.as_list().items;
-  else if (args.is_dict()) mapping = &args.as_dict();
-  else positional.push_back(args);
+  // Python: a tuple supplies the arguments; any other object is the single argument, and one
+  // with __getitem__ (dict, list, Undefined) also counts as a mapping, which excuses unused args.
+  bool mapping_like = false;
+  if (args.is_list() && args.as_list().tuple) {
+    positional = args.as_list().items;
+  } else {
+    positional.push_back(args);
+    mapping_like = args.is_dict() || args.is_list() || args.is_undefined();
+    if (args.is_dict()) mapping = &args.as_dict();
+  }
   size_t next = 0;
   std::string out;
   for (size_t i = 0; i < fmt.size(); ++i) {
@@ -641,8 +652,7 @@ std::string percent_format(const std::string& fmt, const Value& args) {
         throw_value_error(std::string("unsupported format character '") + conv + "'");
     }
   }
-  if (!mapping && next < positional.size() && !(positional.size() == 1 && args.is_dict()))
-    throw_type_error("not all arguments converted during string formatting");
+  if (!mapping_like && next < positional.size()) throw_type_error("not all arguments converted during string formatting");
   return out;
 }
 

@@ -154,6 +154,7 @@ ENGINE = [
     ("with_block", "{% set a = 1 %}{% with a = 2, b = a %}{{ a }}{{ b }}{% endwith %}{{ a }}", {}),
     ("filter_block", "{% filter upper %}abc {{ 'd' }}{% endfilter %}|{% filter trim|replace('a', 'b') %}  aa  {% endfilter %}|", {}),
     ("generation_tag", "{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}{{ m.content }}{% endgeneration %}{% else %}<{{ m.content }}>{% endif %}{% endfor %}", {"messages": MSGS}),
+    ("generation_tag_scope", "{% set x = 1 %}{% generation %}{% set x = 2 %}{{ x }}{% endgeneration %}{{ x }}", {}),
     ("print_tag", "{% print 'x' ~ 1 %}", {}),
     # tests
     ("tests_types", "{% for v in [none, true, 1, 1.5, 'a', [1], {'a': 1}, u] %}{{ v is none }}{{ v is boolean }}{{ v is integer }}{{ v is float }}{{ v is number }}{{ v is string }}{{ v is mapping }}{{ v is iterable }}{{ v is sequence }}{{ v is defined }}|{% endfor %}", {}),
@@ -225,6 +226,7 @@ ENGINE = [
     ("err_undefined_round", "{{ u|round }}", {}),
     ("undefined_first_last", "[{{ u|first }}][{{ u|last }}]", {}),
     ("undefined_compare_in", "{{ u == 'x' }} {{ u == none }} {{ u in ['a'] }} {{ 'a' in u }} {{ not u }} {{ u ~ 1 }} {{ u|default(none) is none }} {{ u != u }}", {}),
+    ("tuple_subscript_misses", "[{{ d[1, 2] }}] [{{ l[0, 1] }}] {{ d[1, 2] is defined }} {{ u is callable }} {{ d[] is defined }} {{ d.items() is sequence }} {{ d.keys() is iterable }}", {"d": {"a": 1}, "l": [1, 2]}),
     ("err_undefined_neg", "{{ -u }}", {}),
     ("err_undefined_index", "{{ u[0] }}", {}),
     ("err_undefined_attr_test", "{{ u.x is defined }}", {}),
