@@ -111,3 +111,28 @@ TEST_CASE("prompt options are checked", "[cli]") {
   REQUIRE(cs_test::run_command(cs_test::binary_path() + " run " + cs_test::data_dir() + "/hf-tiny/qwen2-tiny --text hi --out /tmp/x.st",
                                log) == 3);
 }
+
+TEST_CASE("chat-format --ids prints the rendered prompt and its ids", "[cli][chat]") {
+  // Row 2: one user message, add_generation_prompt, enable_thinking=false.
+  nlohmann::json row = reference_row(cs_test::data_dir() + "/chat/qwen3/chat_template_reference.jsonl", 2);
+  REQUIRE(row.at("enable_thinking") == false);
+  const std::string user = row.at("messages")[0].at("content").get<std::string>();
+  const std::string file = cs_test::make_temp_dir("chatids") + "/user.txt";
+  std::ofstream(file) << user;
+  std::string out;
+  const std::string dir = cs_test::data_dir() + "/tokenizers/qwen3";
+  const int rc = cs_test::run_command(cs_test::binary_path() + " -q chat-format " + dir + " --user \"$(cat " + file +
+                                          ")\" --think off --ids",
+                                      out);
+  cs_test::remove_tree(fs::path(file).parent_path().string());
+  INFO(out);
+  REQUIRE(rc == 0);
+  const std::string text = row.at("text").get<std::string>();
+  REQUIRE(out.substr(0, text.size()) == text);
+  std::string ids_line = out.substr(text.size());
+  while (!ids_line.empty() && (ids_line.front() == '\n')) ids_line.erase(0, 1);
+  while (!ids_line.empty() && (ids_line.back() == '\n')) ids_line.pop_back();
+  std::string want;
+  for (auto id : load_tokenizer(dir)->encode(text, false).ids) want += (want.empty() ? "" : ",") + std::to_string(id);
+  REQUIRE(ids_line == want);
+}

@@ -15,6 +15,7 @@
 
 #include "circuitscope/chat_template.hpp"
 #include "circuitscope/error.hpp"
+#include "circuitscope/tokenizer_json.hpp"
 #include "command.hpp"
 
 namespace circuitscope::app {
@@ -26,6 +27,7 @@ struct ChatFormatOptions {
   bool has_user = false, has_system = false, has_assistant = false;
   std::string think;  // "", "on", "off"
   bool no_generation_prompt = false;
+  bool ids = false;
   std::string template_file;
   std::string input_jsonl;
 };
@@ -110,7 +112,15 @@ int run_chat_format(const ChatFormatOptions& o) {
   std::optional<bool> thinking;
   if (o.think == "on") thinking = true;
   if (o.think == "off") thinking = false;
-  std::cout << tpl.render(chat_template_context(cfg, chat_messages_to_json(messages), !o.no_generation_prompt, thinking));
+  const std::string text = tpl.render(chat_template_context(cfg, chat_messages_to_json(messages), !o.no_generation_prompt, thinking));
+  std::cout << text;
+  if (o.ids) {
+    // The rendered prompt spells its special tokens, so no post-processor (as apply_chat_template(tokenize=True)).
+    const auto enc = load_tokenizer(o.model_dir)->encode(text, /*add_special_tokens=*/false);
+    std::cout << "\n";
+    for (size_t i = 0; i < enc.ids.size(); ++i) std::cout << (i ? "," : "") << enc.ids[i];
+    std::cout << "\n";
+  }
   std::cout.flush();
   return 0;
 }
@@ -126,6 +136,7 @@ CommandRegistrar reg({"chat-format", "Render a conversation with the model's own
                         sub->add_option("--think", o->think, "enable_thinking: on or off (left undefined when not given)")
                             ->check(CLI::IsMember({"on", "off"}));
                         sub->add_flag("--no-generation-prompt", o->no_generation_prompt, "add_generation_prompt=false");
+                        sub->add_flag("--ids", o->ids, "also print the token ids of the rendered prompt (after a newline)");
                         sub->add_option("--template", o->template_file, "render this Jinja file instead of the model's template");
                         sub->add_option("--input-jsonl", o->input_jsonl,
                                         "batch: one {\"messages\", \"add_generation_prompt\", \"enable_thinking\", \"tools\"} object per line; "
