@@ -266,6 +266,8 @@ ENGINE = [
     ("err_type_in_none", "{{ 'a' in none }}", {}),
     ("err_type_len_int", "{{ 5|length }}", {}),
     ("err_tojson_undefined", "{{ u|tojson }}", {}),
+    ("err_tojson_dict_view", "{{ {'a': 1}.items()|tojson }}", {}),
+    ("err_dict_view_concat", "{{ {'a': 1}.keys() + [1] }}", {}),
     ("err_div_zero", "{{ 1 / 0 }}", {}),
     ("err_floordiv_zero", "{{ 1 // 0 }}", {}),
     ("err_mutation_blocked", "{{ l.append(1) }}", {"l": []}),
