@@ -5,8 +5,9 @@
 // for (loop.*, else, inline if-filter, break/continue), set (incl. namespace attributes and set
 // blocks), macro, filter and with blocks, HF's generation block, the full expression grammar,
 // Jinja2's filters and tests except groupby/slice/pprint/urlize-style ones, Python str/dict/list
-// methods that templates call. Not supported: include/extends/import/block, call blocks,
-// recursive loops, non-string dict keys.
+// methods that templates call, and Jinja2's compile-time variable scoping. Not supported:
+// include/extends/import/block, call blocks, recursive loops, non-string dict keys, Markup
+// (escape/safe return plain strings; autoescape is off in HF anyway).
 #pragma once
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
@@ -23,6 +24,7 @@ struct Program;
 
 // A parsed template. Parsing throws Error(kFormat) naming `name`, line and column on syntax
 // errors (kUnsupported for Jinja features circuitscope does not implement, such as include).
+// render() keeps no state between calls, so one template may render from several threads.
 class JinjaTemplate {
  public:
   explicit JinjaTemplate(const std::string& source, const std::string& name = "template");

@@ -28,6 +28,7 @@ std::string JinjaTemplate::render(const ordered_json& context) const {
   }
   std::string out;
   jinja::Runtime rt(*program_, ctx.as_dict(), out);
+  rt.seed_undefined(program_->body_undefined);
   jinja::exec_body(program_->body, rt);
   return out;
 }

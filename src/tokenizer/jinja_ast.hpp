@@ -151,11 +151,17 @@ struct IfStmt : Stmt {
   Body otherwise;
   Flow exec(Runtime& rt) const override;
 };
+// Names a frame assigns before (or without) reading them start out undefined in that frame, even
+// when the context or an outer frame has them: Jinja2 decides this at compile time
+// (idtracking.py). analyze_scopes() fills these lists; the runtime seeds each new frame with them.
+using FrameUndefined = std::vector<std::string>;
+
 struct ForStmt : Stmt {
   Target target;
   ExprPtr iter;
   ExprPtr filter;  // `for x in xs if cond`
   Body body, otherwise;
+  FrameUndefined body_undefined, otherwise_undefined;  // `else` is a frame of its own
   Flow exec(Runtime& rt) const override;
 };
 struct AssignStmt : Stmt {
@@ -167,6 +173,7 @@ struct AssignBlockStmt : Stmt {
   Target target;
   std::vector<std::unique_ptr<FilterExpr>> filters;
   Body body;
+  FrameUndefined body_undefined;
   Flow exec(Runtime& rt) const override;
 };
 struct MacroStmt : Stmt {
@@ -174,16 +181,19 @@ struct MacroStmt : Stmt {
   std::vector<std::string> params;
   std::vector<ExprPtr> defaults;  // for the last defaults.size() params
   Body body;
+  FrameUndefined body_undefined;
   Flow exec(Runtime& rt) const override;
 };
 struct FilterBlockStmt : Stmt {
   std::vector<std::unique_ptr<FilterExpr>> filters;
   Body body;
+  FrameUndefined body_undefined;
   Flow exec(Runtime& rt) const override;
 };
 struct WithStmt : Stmt {
   std::vector<std::pair<Target, ExprPtr>> assignments;
   Body body;
+  FrameUndefined body_undefined;
   Flow exec(Runtime& rt) const override;
 };
 struct LoopControlStmt : Stmt {
@@ -194,16 +204,20 @@ struct LoopControlStmt : Stmt {
 // own scope (HF runs the body as a call block's caller).
 struct ScopeStmt : Stmt {
   Body body;
+  FrameUndefined body_undefined;
   Flow exec(Runtime& rt) const override;
 };
 
 struct Program {
   std::string name;
   Body body;
+  FrameUndefined body_undefined;
 };
 
 // Throws circuitscope::Error(kFormat) with line and column on syntax errors.
 std::shared_ptr<const Program> parse_program(const std::string& source, const std::string& name);
+// Fills the FrameUndefined lists (jinja_scope.cpp).
+void analyze_scopes(Program& program);
 
 // ---- runtime --------------------------------------------------------------------------------------
 
@@ -220,6 +234,8 @@ class Runtime {
   void set_local(const std::string& name, Value v) { scope_->vars[name] = std::move(v); }
   void push_scope();
   void pop_scope();
+  // Seeds the current scope with the names that start out undefined in this frame.
+  void seed_undefined(const FrameUndefined& names);
   const std::shared_ptr<Scope>& scope() const { return scope_; }
   void set_scope(std::shared_ptr<Scope> s) { scope_ = std::move(s); }
 

@@ -83,6 +83,10 @@ void Runtime::push_scope() {
 
 void Runtime::pop_scope() { scope_ = scope_->parent; }
 
+void Runtime::seed_undefined(const FrameUndefined& names) {
+  for (const auto& n : names) scope_->vars[n] = Value::undefined("'" + n + "' is undefined");
+}
+
 std::string Runtime::where(const Loc& loc) const {
   return program_.name + ", line " + std::to_string(loc.line) + ", column " + std::to_string(loc.col);
 }
@@ -308,10 +312,16 @@ Flow ForStmt::exec(Runtime& rt) const {
     }
     items = std::move(kept);
   }
-  if (items.empty()) return exec_body(otherwise, rt);
+  if (items.empty()) {
+    ScopeGuard g(rt);
+    rt.seed_undefined(otherwise_undefined);
+    exec_body(otherwise, rt);
+    return Flow::kNormal;
+  }
   const size_t n = items.size();
   for (size_t i = 0; i < n; ++i) {
     ScopeGuard g(rt);
+    rt.seed_undefined(body_undefined);
     rt.assign(target, items[i]);
     rt.set_local("loop", make_loop(i, n, items));
     if (exec_body(body, rt) == Flow::kBreak) break;
@@ -329,6 +339,7 @@ Flow AssignBlockStmt::exec(Runtime& rt) const {
   {
     OutGuard o(rt, &buf);
     ScopeGuard g(rt);
+    rt.seed_undefined(body_undefined);
     exec_body(body, rt);
   }
   Value v(std::move(buf));
@@ -357,6 +368,7 @@ Flow MacroStmt::exec(Runtime& rt) const {
     scope->parent = def_scope;
     std::shared_ptr<Scope> saved = r.scope();
     r.set_scope(scope);
+    r.seed_undefined(self->body_undefined);
     std::string buf;
     std::string* prev = r.swap_out(&buf);
     try {
@@ -412,6 +424,7 @@ Flow FilterBlockStmt::exec(Runtime& rt) const {
   {
     OutGuard o(rt, &buf);
     ScopeGuard g(rt);
+    rt.seed_undefined(body_undefined);
     exec_body(body, rt);
   }
   Value v(std::move(buf));
@@ -428,6 +441,7 @@ Flow FilterBlockStmt::exec(Runtime& rt) const {
 
 Flow ScopeStmt::exec(Runtime& rt) const {
   ScopeGuard g(rt);
+  rt.seed_undefined(body_undefined);
   exec_body(body, rt);
   return Flow::kNormal;
 }
@@ -436,6 +450,7 @@ Flow WithStmt::exec(Runtime& rt) const {
   std::vector<Value> values;
   for (const auto& [t, e] : assignments) values.push_back(eval_expr(*e, rt));
   ScopeGuard g(rt);
+  rt.seed_undefined(body_undefined);
   for (size_t i = 0; i < values.size(); ++i) rt.assign(assignments[i].first, values[i]);
   return exec_body(body, rt);
 }

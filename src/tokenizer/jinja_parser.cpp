@@ -1167,6 +1167,7 @@ std::shared_ptr<const Program> parse_program(const std::string& source, const st
   const std::string src = normalize_newlines(source);
   std::vector<Token> tokens = Lexer(src, prog->name).run();
   prog->body = Parser(std::move(tokens), prog->name).parse_template();
+  analyze_scopes(*prog);
   return prog;
 }
 

@@ -63,7 +63,7 @@ std::string type_name(const Value& v) {
     case Value::Type::kInt: return "int";
     case Value::Type::kFloat: return "float";
     case Value::Type::kString: return "str";
-    case Value::Type::kList: return v.as_list().tuple ? "tuple" : "list";
+    case Value::Type::kList: return *v.as_list().view ? v.as_list().view : v.as_list().tuple ? "tuple" : "list";
     case Value::Type::kDict: return "dict";
     case Value::Type::kNamespace: return "Namespace";
     case Value::Type::kCallable: return "function";
@@ -398,6 +398,8 @@ Value repeat(const Value& seq, int64_t n) {
 }
 
 bool is_intlike(const Value& v) { return v.is_int() || v.is_bool(); }
+// A list or tuple proper: dict views (items()/keys()/values()) neither concatenate nor repeat.
+bool is_sequence_list(const Value& v) { return v.is_list() && !*v.as_list().view; }
 
 }  // namespace
 
@@ -408,13 +410,13 @@ Value op_add(const Value& a, const Value& b) {
     return Value(add_i(a.int_value(), b.int_value()));
   }
   if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
-  if (a.is_list() && b.is_list() && a.as_list().tuple == b.as_list().tuple) {
+  if (is_sequence_list(a) && is_sequence_list(b) && a.as_list().tuple == b.as_list().tuple) {
     std::vector<Value> items = a.as_list().items;
     items.insert(items.end(), b.as_list().items.begin(), b.as_list().items.end());
     return Value::list(std::move(items), a.as_list().tuple);
   }
   if (a.is_string()) throw_type_error("can only concatenate str (not \"" + type_name(b) + "\") to str");
-  if (a.is_list())
+  if (is_sequence_list(a))
     throw_type_error("can only concatenate " + type_name(a) + " (not \"" + type_name(b) + "\") to " + type_name(a));
   unsupported("+", a, b);
 }
@@ -432,11 +434,11 @@ Value op_mul(const Value& a, const Value& b) {
     if (a.is_float() || b.is_float()) return Value(a.float_value() * b.float_value());
     return Value(mul_i(a.int_value(), b.int_value()));
   }
-  if ((a.is_string() || a.is_list()) && is_intlike(b)) return repeat(a, b.int_value());
-  if ((b.is_string() || b.is_list()) && is_intlike(a)) return repeat(b, a.int_value());
-  if (a.is_string() || a.is_list() || b.is_string() || b.is_list())
+  if ((a.is_string() || is_sequence_list(a)) && is_intlike(b)) return repeat(a, b.int_value());
+  if ((b.is_string() || is_sequence_list(b)) && is_intlike(a)) return repeat(b, a.int_value());
+  if (a.is_string() || is_sequence_list(a) || b.is_string() || is_sequence_list(b))
     throw_type_error("can't multiply sequence by non-int of type '" +
-                     type_name(a.is_string() || a.is_list() ? b : a) + "'");
+                     type_name(a.is_string() || is_sequence_list(a) ? b : a) + "'");
   unsupported("*", a, b);
 }
 
@@ -755,6 +757,7 @@ void json_dump(std::string& out, const Value& v, const JsonDumpOptions& o, int l
     }
     case Value::Type::kString: json_string(out, v.as_string(), o.ensure_ascii); return;
     case Value::Type::kList: {
+      if (*v.as_list().view) throw_type_error("Object of type " + type_name(v) + " is not JSON serializable");
       const auto& items = v.as_list().items;
       if (items.empty()) {
         out += "[]";
