@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "circuitscope/safetensors.hpp"
 #include "circuitscope/tokenizer_json.hpp"
@@ -135,4 +136,31 @@ TEST_CASE("chat-format --ids prints the rendered prompt and its ids", "[cli][cha
   std::string want;
   for (auto id : load_tokenizer(dir)->encode(text, false).ids) want += (want.empty() ? "" : ",") + std::to_string(id);
   REQUIRE(ids_line == want);
+}
+
+TEST_CASE("chat-format --input-jsonl --ids adds the ids of each render", "[cli][chat]") {
+  nlohmann::json row = reference_row(cs_test::data_dir() + "/chat/qwen3/chat_template_reference.jsonl", 8);
+  const std::string tmp = cs_test::make_temp_dir("chatbatch");
+  nlohmann::json in = {{"messages", row.at("messages")}, {"add_generation_prompt", row.at("add_generation_prompt")},
+                       {"enable_thinking", row.at("enable_thinking")}};
+  std::ofstream(tmp + "/in.jsonl") << in.dump() << "\n" << in.dump() << "\n";
+  std::string out;
+  const std::string dir = cs_test::data_dir() + "/tokenizers/qwen3";
+  const int rc = cs_test::run_command(cs_test::binary_path() + " -q chat-format " + dir + " --input-jsonl " + tmp +
+                                          "/in.jsonl --ids",
+                                      out);
+  cs_test::remove_tree(tmp);
+  INFO(out);
+  REQUIRE(rc == 0);
+  std::istringstream lines(out);
+  std::string line;
+  int n = 0;
+  const auto want = load_tokenizer(dir)->encode(row.at("text").get<std::string>(), false).ids;
+  while (std::getline(lines, line)) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    REQUIRE(j.at("text") == row.at("text"));
+    REQUIRE(j.at("ids").get<std::vector<int64_t>>() == want);
+    ++n;
+  }
+  REQUIRE(n == 2);
 }

@@ -41,6 +41,8 @@ std::string read_text(const std::string& path, const char* what) {
 }
 
 int run_batch(const ChatFormatOptions& o, const TokenizerConfig& cfg, const JinjaTemplate& tpl) {
+  std::unique_ptr<Tokenizer> tok;
+  if (o.ids) tok = load_tokenizer(o.model_dir);  // once, before the loop
   std::ifstream in(o.input_jsonl);
   if (!in) throw Error(ErrorCode::kIo, "cannot read --input-jsonl file '" + o.input_jsonl + "'");
   std::string line;
@@ -78,6 +80,7 @@ int run_batch(const ChatFormatOptions& o, const TokenizerConfig& cfg, const Jinj
       throw Error(e.code(), where + ": " + e.what());
     }
     nlohmann::ordered_json out = {{"text", text}};
+    if (tok) out["ids"] = tok->encode(text, /*add_special_tokens=*/false).ids;
     std::cout << out.dump() << "\n";
     ++rendered;
   }
@@ -136,7 +139,7 @@ CommandRegistrar reg({"chat-format", "Render a conversation with the model's own
                         sub->add_option("--think", o->think, "enable_thinking: on or off (left undefined when not given)")
                             ->check(CLI::IsMember({"on", "off"}));
                         sub->add_flag("--no-generation-prompt", o->no_generation_prompt, "add_generation_prompt=false");
-                        sub->add_flag("--ids", o->ids, "also print the token ids of the rendered prompt (after a newline)");
+                        sub->add_flag("--ids", o->ids, "also print the token ids of the rendered prompt (after a newline; in batch mode an \"ids\" field)");
                         sub->add_option("--template", o->template_file, "render this Jinja file instead of the model's template");
                         sub->add_option("--input-jsonl", o->input_jsonl,
                                         "batch: one {\"messages\", \"add_generation_prompt\", \"enable_thinking\", \"tools\"} object per line; "
