@@ -22,6 +22,11 @@ $CS generate $M --ids 5,17,300 --max-new-tokens 12
 $CS generate $M --ids 5,17,300 --max-new-tokens 12 --temperature 0.8 --top-p 0.9 --seed 1
 $CS generate $M --ids 5,17,300 --max-new-tokens 12 --ablate-head 1.2 --scale-head 0.1=1.3
 
+echo; echo "== tokenize and chat-format with the real Qwen3 tokenizer and chat template"
+TOK=tests/data/tokenizers/qwen3
+$CS tokenize $TOK "Let's compute 17+25*3 step by step: 25*3=75."
+$CS chat-format $TOK --system "You are a helpful assistant." --user "What is 17+25*3?" --think off --ids
+
 echo; echo "== bench forward (small shape; see README for the full-size numbers)"
 $CS bench forward --layers 4 --d-model 256 --heads 8 --kv-heads 2 --seq 128 --batch 2 --vocab 8000 --iters 3
 echo; echo "demo outputs are in $OUT"

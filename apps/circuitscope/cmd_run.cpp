@@ -1,4 +1,4 @@
-// circuitscope run MODEL_DIR --ids 5,17,300 [--ids ...] [--ids-file F] --out OUT.safetensors [--hooks PATTERN ...]
+// circuitscope run MODEL_DIR (--ids 5,17,300 | --text "..." | --chat "...") --out OUT.safetensors [--hooks PATTERN ...]
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <spdlog/spdlog.h>
@@ -25,8 +25,8 @@ struct RunOptions {
 int run_run(const RunOptions& o) {
   c10::AutoGradMode no_grad(false);
   auto model = HookedTransformer::from_pretrained(o.model.model_dir, {o.model.dtype, o.model.device});
-  const auto prompts = collect_prompts(o.prompts, o.model.model_dir);
-  const Batch batch = left_pad(prompts, 0);
+  const Prompts prompts = collect_prompts(o.prompts, o.model.model_dir);
+  const Batch batch = left_pad(prompts.ids, 0);
   ActivationCache cache;
   HookHandle handle;
   if (!o.hooks.empty()) handle = cache.attach(model->hooks(), o.hooks, /*detach=*/true, /*to_cpu=*/true);
@@ -41,7 +41,7 @@ int run_run(const RunOptions& o) {
   write_safetensors(o.out, out,
                     {{"model", o.model.model_dir}, {"fingerprint", model->fingerprint()}, {"dtype", o.model.dtype},
                      {"padding", "left"}, {"tool", std::string("circuitscope ") + CIRCUITSCOPE_VERSION}});
-  spdlog::info("{} prompt(s), {} positions: forward {:.3f} s; wrote logits and {} hook tensor(s) to {}", prompts.size(),
+  spdlog::info("{} prompt(s), {} positions: forward {:.3f} s; wrote logits and {} hook tensor(s) to {}", prompts.ids.size(),
                batch.ids.size(1), secs, cache.values().size(), o.out);
   return 0;
 }

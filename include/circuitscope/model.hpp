@@ -12,6 +12,10 @@
 
 namespace circuitscope {
 
+namespace detail {
+struct WeightSource;
+}
+
 struct LoadOptions {
   std::string dtype = "f32";   // compute dtype: f32 | bf16
   std::string device = "cpu";  // cpu | cuda | cuda:N
@@ -69,8 +73,7 @@ class HookedTransformer {
 
  private:
   HookedTransformer(ModelConfig cfg, c10::ScalarType dtype, c10::Device device);
-  template <typename Getter>
-  void load_weights(Getter&& get);
+  void load_weights(const detail::WeightSource& src);
   at::Tensor attention(int64_t l, const at::Tensor& resid_pre, const at::Tensor& mask, const at::Tensor& cos,
                        const at::Tensor& sin, KVCache* cache, int64_t pos_offset);
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;

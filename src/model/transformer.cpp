@@ -57,7 +57,8 @@ at::Tensor rope_inv_freq(const ModelConfig& cfg) {
 HookedTransformer::HookedTransformer(ModelConfig cfg, c10::ScalarType dtype, c10::Device device)
     : cfg_(std::move(cfg)), dtype_(dtype), device_(device), hooks_(cfg_.n_layers) {}
 
-namespace {
+namespace detail {
+// Where weights come from (a checkpoint's TensorStore or in-memory tensors), for validated loading.
 struct WeightSource {
   std::function<const std::vector<int64_t>*(const std::string&)> shape;  // nullptr when missing
   std::function<std::string(const std::string&)> dtype_name;
@@ -65,11 +66,11 @@ struct WeightSource {
   std::function<std::vector<std::string>()> names;
   std::string where;
 };
-}  // namespace
+}  // namespace detail
 
-template <typename Getter>
-void HookedTransformer::load_weights(Getter&& src_any) {
-  const WeightSource& src = src_any;
+using detail::WeightSource;
+
+void HookedTransformer::load_weights(const WeightSource& src) {
   const ModelConfig& c = cfg_;
   const TensorNames& n = c.arch->names;
   std::set<std::string> used;

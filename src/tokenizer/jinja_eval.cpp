@@ -1,0 +1,458 @@
+// Tree-walking evaluator of the Jinja engine. Scoping follows Jinja2: `for` bodies (each iteration),
+// macros, `with` and set/filter blocks get their own scope; `if` does not. Assignments inside a
+// loop are therefore invisible after it (templates use namespace() for that).
+#include "circuitscope/error.hpp"
+#include "tokenizer/jinja_ast.hpp"
+
+namespace circuitscope::jinja {
+namespace {
+
+const char* kind_name(ValueError::Kind k) {
+  switch (k) {
+    case ValueError::Kind::kType: return "TypeError";
+    case ValueError::Kind::kUndefined: return "UndefinedError";
+    case ValueError::Kind::kValue: return "ValueError";
+    case ValueError::Kind::kSecurity: return "SecurityError";
+    case ValueError::Kind::kRaised: return "TemplateError";
+    case ValueError::Kind::kUnsupported: return "unsupported";
+  }
+  return "error";
+}
+
+[[noreturn]] void rethrow_located(const Runtime& rt, const Loc& loc, const ValueError& e) {
+  ErrorCode code = e.kind == ValueError::Kind::kUnsupported ? ErrorCode::kUnsupported : ErrorCode::kInput;
+  throw Error(code, rt.where(loc) + ": " + kind_name(e.kind) + ": " + e.message);
+}
+
+struct ScopeGuard {
+  Runtime& rt;
+  explicit ScopeGuard(Runtime& r) : rt(r) { rt.push_scope(); }
+  ~ScopeGuard() { rt.pop_scope(); }
+};
+
+struct OutGuard {
+  Runtime& rt;
+  std::string* prev;
+  OutGuard(Runtime& r, std::string* buf) : rt(r), prev(r.swap_out(buf)) {}
+  ~OutGuard() { rt.swap_out(prev); }
+};
+
+Value make_loop(size_t i, size_t n, const std::vector<Value>& items) {
+  DictData d;
+  const auto ii = static_cast<int64_t>(i), nn = static_cast<int64_t>(n);
+  d.set("index0", Value(ii));
+  d.set("index", Value(ii + 1));
+  d.set("revindex0", Value(nn - ii - 1));
+  d.set("revindex", Value(nn - ii));
+  d.set("first", Value(i == 0));
+  d.set("last", Value(i + 1 == n));
+  d.set("length", Value(nn));
+  d.set("depth", Value(1));
+  d.set("depth0", Value(0));
+  d.set("previtem", i > 0 ? items[i - 1] : Value::undefined("there is no previous item"));
+  d.set("nextitem", i + 1 < n ? items[i + 1] : Value::undefined("there is no next item"));
+  d.set("cycle", make_callable("loop.cycle", [i](CallArgs& a) -> Value {
+          if (a.pos.empty()) throw ValueError{ValueError::Kind::kType, "no items for cycling given"};
+          return a.pos[i % a.pos.size()];
+        }));
+  return make_dict(std::move(d));
+}
+
+}  // namespace
+
+// ---- runtime --------------------------------------------------------------------------------------
+
+Runtime::Runtime(const Program& program, const DictData& context, std::string& out)
+    : program_(program), context_(context), scope_(std::make_shared<Scope>()), out_(&out) {}
+
+Value Runtime::lookup(const std::string& name) const {
+  for (const Scope* s = scope_.get(); s; s = s->parent.get()) {
+    auto it = s->vars.find(name);
+    if (it != s->vars.end()) return it->second;
+  }
+  if (const Value* v = context_.find(name)) return *v;
+  if (const Value* g = find_global(name)) return *g;
+  return Value::undefined("'" + name + "' is undefined");
+}
+
+void Runtime::push_scope() {
+  auto s = std::make_shared<Scope>();
+  s->parent = scope_;
+  scope_ = std::move(s);
+}
+
+void Runtime::pop_scope() { scope_ = scope_->parent; }
+
+void Runtime::seed_undefined(const FrameUndefined& names) {
+  for (const auto& n : names) scope_->vars[n] = Value::undefined("'" + n + "' is undefined");
+}
+
+std::string Runtime::where(const Loc& loc) const {
+  return program_.name + ", line " + std::to_string(loc.line) + ", column " + std::to_string(loc.col);
+}
+
+void Runtime::assign(const Target& t, const Value& v) {
+  try {
+    switch (t.kind) {
+      case Target::Kind::kName:
+        set_local(t.names[0], v);
+        return;
+      case Target::Kind::kTuple: {
+        if (v.is_undefined()) throw ValueError{ValueError::Kind::kUndefined, v.undefined_hint()};
+        std::vector<Value> items = iterate(v);
+        if (items.size() > t.names.size())
+          throw_value_error("too many values to unpack (expected " + std::to_string(t.names.size()) + ")");
+        if (items.size() < t.names.size())
+          throw_value_error("not enough values to unpack (expected " + std::to_string(t.names.size()) + ", got " +
+                            std::to_string(items.size()) + ")");
+        for (size_t i = 0; i < items.size(); ++i) set_local(t.names[i], items[i]);
+        return;
+      }
+      case Target::Kind::kNamespaceAttr: {
+        Value ns = lookup(t.names[0]);
+        if (!ns.is_namespace())
+          throw ValueError{ValueError::Kind::kType, "cannot assign attribute on non-namespace object"};
+        ns.as_namespace().attrs.set(t.attr, v);
+        return;
+      }
+    }
+  } catch (const ValueError& e) {
+    rethrow_located(*this, t.loc, e);
+  }
+}
+
+Value eval_expr(const Expr& e, Runtime& rt) {
+  try {
+    return e.eval(rt);
+  } catch (const ValueError& err) {
+    rethrow_located(rt, e.loc, err);
+  }
+}
+
+CallArgs eval_args(const Args& a, Runtime& rt) {
+  CallArgs out;
+  out.pos.reserve(a.pos.size());
+  for (const auto& p : a.pos) out.pos.push_back(eval_expr(*p, rt));
+  if (a.star) {
+    Value s = eval_expr(*a.star, rt);
+    for (auto& v : iterate(s)) out.pos.push_back(std::move(v));
+  }
+  for (const auto& [k, e] : a.kw) out.kw.emplace_back(k, eval_expr(*e, rt));
+  if (a.dstar) {
+    Value d = eval_expr(*a.dstar, rt);
+    if (!d.is_dict()) throw_type_error("argument after ** must be a mapping, not " + type_name(d));
+    for (const auto& [k, v] : d.as_dict().items) out.kw.emplace_back(k, v);
+  }
+  return out;
+}
+
+// ---- expressions -------------------------------------------------------------------------------------
+
+Value NameExpr::eval(Runtime& rt) const { return rt.lookup(name); }
+
+Value ListExpr::eval(Runtime& rt) const {
+  std::vector<Value> v;
+  v.reserve(items.size());
+  for (const auto& e : items) v.push_back(eval_expr(*e, rt));
+  return Value::list(std::move(v), tuple);
+}
+
+Value DictExpr::eval(Runtime& rt) const {
+  DictData d;
+  for (const auto& [k, v] : items) {
+    Value key = eval_expr(*k, rt);
+    if (!key.is_string())
+      throw ValueError{ValueError::Kind::kUnsupported, "dict keys other than strings are not supported (got " +
+                                                           type_name(key) + ")"};
+    d.set(key.as_string(), eval_expr(*v, rt));
+  }
+  return make_dict(std::move(d));
+}
+
+Value GetAttrExpr::eval(Runtime& rt) const { return get_attr(eval_expr(*obj, rt), name); }
+
+Value GetItemExpr::eval(Runtime& rt) const {
+  Value o = eval_expr(*obj, rt);
+  return get_item(o, eval_expr(*key, rt));
+}
+
+Value SliceExpr::eval(Runtime& rt) const {
+  Value o = eval_expr(*obj, rt);
+  Value a = start ? eval_expr(*start, rt) : Value::none();
+  Value b = stop ? eval_expr(*stop, rt) : Value::none();
+  Value c = step ? eval_expr(*step, rt) : Value::none();
+  return get_slice(o, a, b, c);
+}
+
+Value CallExpr::eval(Runtime& rt) const {
+  Value f = eval_expr(*callee, rt);
+  CallArgs a = eval_args(args, rt);
+  if (f.is_undefined()) throw ValueError{ValueError::Kind::kUndefined, f.undefined_hint()};
+  if (!f.is_callable()) throw_type_error("'" + type_name(f) + "' object is not callable");
+  return f.as_callable().fn(a);
+}
+
+Value FilterExpr::apply(Runtime& rt, const Value& input) const {
+  CallArgs a = eval_args(args, rt);
+  if (!fn) throw ValueError{ValueError::Kind::kValue, "No filter named '" + name + "' found."};
+  return fn(rt, input, a);
+}
+
+Value FilterExpr::eval(Runtime& rt) const { return apply(rt, eval_expr(*value, rt)); }
+
+Value TestExpr::eval(Runtime& rt) const {
+  Value v = eval_expr(*value, rt);
+  CallArgs a = eval_args(args, rt);
+  if (!fn) throw ValueError{ValueError::Kind::kValue, "No test named '" + name + "' found."};
+  bool r = fn(rt, v, a);
+  return Value(negated ? !r : r);
+}
+
+Value UnaryExpr::eval(Runtime& rt) const {
+  Value v = eval_expr(*operand, rt);
+  switch (op) {
+    case Op::kNot: return Value(!truthy(v));
+    case Op::kNeg: return op_neg(v);
+    case Op::kPos: return op_pos(v);
+  }
+  return v;
+}
+
+Value BinaryExpr::eval(Runtime& rt) const {
+  Value l = eval_expr(*left, rt);
+  if (op == Op::kAnd) return truthy(l) ? eval_expr(*right, rt) : l;
+  if (op == Op::kOr) return truthy(l) ? l : eval_expr(*right, rt);
+  Value r = eval_expr(*right, rt);
+  switch (op) {
+    case Op::kAdd: return op_add(l, r);
+    case Op::kSub: return op_sub(l, r);
+    case Op::kMul: return op_mul(l, r);
+    case Op::kDiv: return op_div(l, r);
+    case Op::kFloorDiv: return op_floordiv(l, r);
+    case Op::kMod: return op_mod(l, r);
+    case Op::kPow: return op_pow(l, r);
+    default: return l;
+  }
+}
+
+Value ConcatExpr::eval(Runtime& rt) const {
+  std::string s;
+  for (const auto& p : parts) s += to_str(eval_expr(*p, rt));
+  return Value(std::move(s));
+}
+
+Value CompareExpr::eval(Runtime& rt) const {
+  Value l = eval_expr(*first, rt);
+  for (const auto& [op, e] : rest) {
+    Value r = eval_expr(*e, rt);
+    bool ok = false;
+    switch (op) {
+      case Op::kEq: ok = equals(l, r); break;
+      case Op::kNe: ok = !equals(l, r); break;
+      case Op::kLt: ok = compare(l, r, "<") < 0; break;
+      case Op::kLe: ok = compare(l, r, "<=") <= 0; break;
+      case Op::kGt: ok = compare(l, r, ">") > 0; break;
+      case Op::kGe: ok = compare(l, r, ">=") >= 0; break;
+      case Op::kIn: ok = contains(r, l); break;
+      case Op::kNotIn: ok = !contains(r, l); break;
+    }
+    if (!ok) return Value(false);
+    l = std::move(r);
+  }
+  return Value(true);
+}
+
+Value CondExpr::eval(Runtime& rt) const {
+  if (truthy(eval_expr(*cond, rt))) return eval_expr(*then, rt);
+  if (otherwise) return eval_expr(*otherwise, rt);
+  return Value::undefined("the inline if-expression on line " + std::to_string(loc.line) +
+                          " evaluated to false and no else section was defined.");
+}
+
+// ---- statements ---------------------------------------------------------------------------------------
+
+Flow exec_body(const Body& body, Runtime& rt) {
+  for (const auto& s : body) {
+    Flow f = s->exec(rt);
+    if (f != Flow::kNormal) return f;
+  }
+  return Flow::kNormal;
+}
+
+Flow OutputStmt::exec(Runtime& rt) const {
+  rt.out() += text;
+  return Flow::kNormal;
+}
+
+Flow EmitStmt::exec(Runtime& rt) const {
+  rt.out() += to_str(eval_expr(*expr, rt));
+  return Flow::kNormal;
+}
+
+Flow IfStmt::exec(Runtime& rt) const {
+  for (const auto& [cond, body] : branches)
+    if (truthy(eval_expr(*cond, rt))) return exec_body(body, rt);
+  return exec_body(otherwise, rt);
+}
+
+Flow ForStmt::exec(Runtime& rt) const {
+  Value seq = eval_expr(*iter, rt);
+  std::vector<Value> items;
+  try {
+    items = iterate(seq);
+  } catch (const ValueError& e) {
+    rethrow_located(rt, iter->loc, e);
+  }
+  if (filter) {
+    std::vector<Value> kept;
+    for (auto& item : items) {
+      ScopeGuard g(rt);
+      rt.assign(target, item);
+      if (truthy(eval_expr(*filter, rt))) kept.push_back(std::move(item));
+    }
+    items = std::move(kept);
+  }
+  if (items.empty()) {
+    ScopeGuard g(rt);
+    rt.seed_undefined(otherwise_undefined);
+    exec_body(otherwise, rt);
+    return Flow::kNormal;
+  }
+  const size_t n = items.size();
+  for (size_t i = 0; i < n; ++i) {
+    ScopeGuard g(rt);
+    rt.seed_undefined(body_undefined);
+    rt.assign(target, items[i]);
+    rt.set_local("loop", make_loop(i, n, items));
+    if (exec_body(body, rt) == Flow::kBreak) break;
+  }
+  return Flow::kNormal;
+}
+
+Flow AssignStmt::exec(Runtime& rt) const {
+  rt.assign(target, eval_expr(*value, rt));
+  return Flow::kNormal;
+}
+
+Flow AssignBlockStmt::exec(Runtime& rt) const {
+  std::string buf;
+  {
+    OutGuard o(rt, &buf);
+    ScopeGuard g(rt);
+    rt.seed_undefined(body_undefined);
+    exec_body(body, rt);
+  }
+  Value v(std::move(buf));
+  for (const auto& f : filters) {
+    try {
+      v = f->apply(rt, v);
+    } catch (const ValueError& e) {
+      rethrow_located(rt, f->loc, e);
+    }
+  }
+  rt.assign(target, v);
+  return Flow::kNormal;
+}
+
+Flow MacroStmt::exec(Runtime& rt) const {
+  const MacroStmt* self = this;
+  Runtime* rtp = &rt;
+  std::shared_ptr<Scope> def_scope = rt.scope();
+  Value macro = make_callable("macro " + name, [self, rtp, def_scope](CallArgs& a) -> Value {
+    Runtime& r = *rtp;
+    if (!r.enter_macro()) {
+      r.leave_macro();
+      throw ValueError{ValueError::Kind::kValue, "macro calls nested deeper than 300"};
+    }
+    auto scope = std::make_shared<Scope>();
+    scope->parent = def_scope;
+    std::shared_ptr<Scope> saved = r.scope();
+    r.set_scope(scope);
+    r.seed_undefined(self->body_undefined);
+    std::string buf;
+    std::string* prev = r.swap_out(&buf);
+    try {
+      const size_t np = self->params.size();
+      std::vector<bool> given(np, false);
+      std::vector<Value> extra;
+      for (size_t i = 0; i < a.pos.size(); ++i) {
+        if (i < np) {
+          r.set_local(self->params[i], a.pos[i]);
+          given[i] = true;
+        } else {
+          extra.push_back(a.pos[i]);
+        }
+      }
+      DictData kwargs;
+      for (auto& [k, v] : a.kw) {
+        size_t j = 0;
+        while (j < np && self->params[j] != k) ++j;
+        if (j < np) {
+          if (given[j]) throw_type_error("macro '" + self->name + "' got multiple values for argument '" + k + "'");
+          r.set_local(k, v);
+          given[j] = true;
+        } else {
+          kwargs.set(k, v);
+        }
+      }
+      const size_t first_default = np - self->defaults.size();
+      for (size_t j = 0; j < np; ++j) {
+        if (given[j]) continue;
+        if (j >= first_default) r.set_local(self->params[j], eval_expr(*self->defaults[j - first_default], r));
+        else r.set_local(self->params[j], Value::undefined("parameter '" + self->params[j] + "' was not provided"));
+      }
+      r.set_local("varargs", Value::list(std::move(extra)));
+      r.set_local("kwargs", make_dict(std::move(kwargs)));
+      exec_body(self->body, r);
+    } catch (...) {
+      r.leave_macro();
+      r.swap_out(prev);
+      r.set_scope(saved);
+      throw;
+    }
+    r.leave_macro();
+    r.swap_out(prev);
+    r.set_scope(saved);
+    return Value(std::move(buf));
+  });
+  rt.set_local(name, macro);
+  return Flow::kNormal;
+}
+
+Flow FilterBlockStmt::exec(Runtime& rt) const {
+  std::string buf;
+  {
+    OutGuard o(rt, &buf);
+    ScopeGuard g(rt);
+    rt.seed_undefined(body_undefined);
+    exec_body(body, rt);
+  }
+  Value v(std::move(buf));
+  for (const auto& f : filters) {
+    try {
+      v = f->apply(rt, v);
+    } catch (const ValueError& e) {
+      rethrow_located(rt, f->loc, e);
+    }
+  }
+  rt.out() += to_str(v);
+  return Flow::kNormal;
+}
+
+Flow ScopeStmt::exec(Runtime& rt) const {
+  ScopeGuard g(rt);
+  rt.seed_undefined(body_undefined);
+  exec_body(body, rt);
+  return Flow::kNormal;
+}
+
+Flow WithStmt::exec(Runtime& rt) const {
+  std::vector<Value> values;
+  for (const auto& [t, e] : assignments) values.push_back(eval_expr(*e, rt));
+  ScopeGuard g(rt);
+  rt.seed_undefined(body_undefined);
+  for (size_t i = 0; i < values.size(); ++i) rt.assign(assignments[i].first, values[i]);
+  return exec_body(body, rt);
+}
+
+}  // namespace circuitscope::jinja
