@@ -323,3 +323,25 @@ TEST_CASE("generation stops at EOS and at stop strings", "[generate]") {
   REQUIRE(rs.finish_reasons[0] == "stop_string");
   REQUIRE(rs.tokens[0].size() <= 5);
 }
+
+TEST_CASE("a gradient taken at hook_mlp_in is the MLP's share only", "[hooks][grad]") {
+  auto m = load("hf-tiny/qwen2-tiny");
+  // Parameters carry no gradients: make the embeddings a leaf that does, so the graph exists.
+  auto leaf = m->hooks().add("hook_embed", [](const at::Tensor& x, const HookContext&) {
+    return x.detach().set_requires_grad(true);
+  });
+  ActivationCache cache;
+  auto h = cache.attach(m->hooks(), {"blocks.1.hook_mlp_in", "blocks.1.hook_resid_mid"}, /*detach=*/false);
+  at::Tensor logits = m->forward(sample_ids());
+  at::Tensor metric = logits[0][7][11] - logits[0][7][23];
+  at::Tensor mlp_in = cache.at("blocks.1.hook_mlp_in"), resid_mid = cache.at("blocks.1.hook_resid_mid");
+  mlp_in.retain_grad();
+  resid_mid.retain_grad();
+  metric.backward();
+  // resid_mid feeds both the MLP and the residual path, so its gradient is the MLP share plus the
+  // gradient of resid_post; hook_mlp_in's must differ from it (it is only the MLP share).
+  REQUIRE(mlp_in.grad().defined());
+  REQUIRE(resid_mid.grad().defined());
+  REQUIRE_FALSE(at::allclose(mlp_in.grad(), resid_mid.grad()));
+  REQUIRE(mlp_in.grad().abs().sum().item<double>() > 0);
+}

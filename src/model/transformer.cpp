@@ -279,7 +279,10 @@ at::Tensor HookedTransformer::attention(int64_t l, const at::Tensor& resid, cons
     k = split_proj(rms_norm(xk, w.ln1), w.wk, w.bk, K, Dh);
     v = split_proj(rms_norm(xv, w.ln1), w.wv, w.bv, K, Dh);
   } else {
-    at::Tensor h = hook(HookKind::kLn1Normalized, rms_norm(hook(HookKind::kAttnIn, resid), w.ln1));
+    // A fresh alias when hooked, so the hook's tensor feeds only attention: a gradient taken at it
+    // is attention's share, not the whole residual's.
+    const bool attn_in = hooks_.active(hid(HookKind::kAttnIn));
+    at::Tensor h = hook(HookKind::kLn1Normalized, rms_norm(hook(HookKind::kAttnIn, attn_in ? resid.view_as(resid) : resid), w.ln1));
     q = at::linear(h, w.wq, w.bq).view({B, T, H, Dh});
     k = at::linear(h, w.wk, w.bk).view({B, T, K, Dh});
     v = at::linear(h, w.wv, w.bv).view({B, T, K, Dh});
@@ -385,7 +388,9 @@ at::Tensor HookedTransformer::forward(const at::Tensor& input_ids_in, const at::
     const at::Tensor& m = cfg_.layer_uses_sliding_window(l) ? window_mask : full_mask;
     at::Tensor attn_out = hook(HookKind::kAttnOut, attention(l, x, m, cos, sin, cache, offset));
     x = hook(HookKind::kResidMid, x + attn_out);
-    at::Tensor h2 = hook(HookKind::kLn2Normalized, rms_norm(hook(HookKind::kMlpIn, x), w.ln2));
+    // Fresh alias when hooked (see hook_attn_in): the hook's tensor feeds only the MLP.
+    const bool mlp_in = hooks_.active(HookManager::point_id(l, HookKind::kMlpIn));
+    at::Tensor h2 = hook(HookKind::kLn2Normalized, rms_norm(hook(HookKind::kMlpIn, mlp_in ? x.view_as(x) : x), w.ln2));
     at::Tensor pre = hook(HookKind::kMlpPre, at::linear(h2, w.w_gate));
     at::Tensor pre_lin = hook(HookKind::kMlpPreLinear, at::linear(h2, w.w_up));
     at::Tensor post = hook(HookKind::kMlpPost, at::silu(pre) * pre_lin);
