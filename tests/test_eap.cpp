@@ -10,6 +10,7 @@
 #include "circuitscope/graph.hpp"
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
+#include "attribution_fixtures.hpp"
 #include "test_util.hpp"
 
 using namespace circuitscope;
@@ -19,19 +20,6 @@ std::unique_ptr<HookedTransformer> load(const std::string& rel) {
   return HookedTransformer::from_pretrained(cs_test::data_dir() + "/" + rel);
 }
 
-// Two pairs that differ in a few tokens, as a name-swap dataset would.
-AttributionBatch make_batch() {
-  AttributionBatch b;
-  b.clean_ids = at::tensor({5, 17, 300, 42, 7, 99, 256, 3, 11, 400, 23, 8, 77, 150, 61, 9}, at::kLong).view({2, 8});
-  b.corrupted_ids = b.clean_ids.clone();
-  b.corrupted_ids[0][2] = 301;
-  b.corrupted_ids[0][5] = 12;
-  b.corrupted_ids[1][1] = 402;
-  b.corrupted_ids[1][4] = 90;
-  b.answer_ids = at::tensor({300, 400}, at::kLong);
-  b.wrong_ids = at::tensor({301, 402}, at::kLong);
-  return b;
-}
 
 double metric_mean(HookedTransformer& m, const AttributionBatch& b, MetricKind kind, const at::Tensor& clean_logits) {
   c10::AutoGradMode no_grad(false);
@@ -80,7 +68,7 @@ double finite_difference(HookedTransformer& m, const Graph& g, const Attribution
 
 TEST_CASE("EAP scores match finite differences of the metric, edge by edge", "[attribution]") {
   auto m = load("hf-tiny/qwen2-tiny");  // GQA: 4 query heads, 2 kv heads
-  const AttributionBatch b = make_batch();
+  const AttributionBatch b = cs_test::make_batch();
   struct Case {
     KvEdges mode;
     MetricKind metric;
@@ -134,7 +122,7 @@ TEST_CASE("EAP scores match finite differences of the metric, edge by edge", "[a
 
 TEST_CASE("EAP: loss negates, the clean/corrupted baselines are the model's metric", "[attribution]") {
   auto m = load("hf-tiny/llama-tiny");
-  const AttributionBatch b = make_batch();
+  const AttributionBatch b = cs_test::make_batch();
   Graph g({m->config().n_layers, m->config().n_heads, m->config().n_kv_heads, KvEdges::kPerQueryHead});
   EapOptions o;
   EapResult r = eap_scores(*m, g, b, o);
@@ -156,7 +144,7 @@ TEST_CASE("EAP: loss negates, the clean/corrupted baselines are the model's metr
 
 TEST_CASE("EAP-IG-inputs completeness: input edges sum to metric(clean) - metric(corrupted) as 1/m", "[attribution]") {
   auto m = load("hf-tiny/qwen2-tiny");
-  const AttributionBatch b = make_batch();
+  const AttributionBatch b = cs_test::make_batch();
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   for (MetricKind kind : {MetricKind::kLogitDiff, MetricKind::kKl, MetricKind::kProbDiff}) {
     std::vector<double> err;
@@ -190,7 +178,7 @@ TEST_CASE("EAP-IG-inputs completeness: input edges sum to metric(clean) - metric
 
 TEST_CASE("GQA: per-query-head k/v scores sum over a group to the per-kv-head scores", "[attribution]") {
   auto m = load("hf-tiny/qwen2-tiny");
-  const AttributionBatch b = make_batch();
+  const AttributionBatch b = cs_test::make_batch();
   const int64_t L = 4, H = 4, K = 2, G = 2;
   Graph gq({L, H, K, KvEdges::kPerQueryHead});
   Graph gk({L, H, K, KvEdges::kPerKvHead});
@@ -240,7 +228,7 @@ TEST_CASE("GQA: per-query-head k/v scores equal those of an ungrouped copy of th
   ModelConfig ucfg = cfg;
   ucfg.n_kv_heads = H;
   auto um = HookedTransformer::from_tensors(ucfg, tensors);
-  const AttributionBatch b = make_batch();
+  const AttributionBatch b = cs_test::make_batch();
   {
     c10::AutoGradMode no_grad(false);
     cs_test::require_close(um->forward(b.clean_ids), m->forward(b.clean_ids), 1e-5, 1e-5, "ungrouped model logits");
@@ -256,7 +244,7 @@ TEST_CASE("GQA: per-query-head k/v scores equal those of an ungrouped copy of th
 TEST_CASE("EAP rejects malformed batches with a message naming the problem", "[attribution]") {
   auto m = load("hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
-  AttributionBatch b = make_batch();
+  AttributionBatch b = cs_test::make_batch();
   b.corrupted_ids = b.corrupted_ids.narrow(1, 0, 7);
   try {
     eap_scores(*m, g, b, {});
@@ -265,17 +253,17 @@ TEST_CASE("EAP rejects malformed batches with a message naming the problem", "[a
     REQUIRE(e.code() == ErrorCode::kInput);
     REQUIRE(std::string(e.what()).find("[2,7]") != std::string::npos);
   }
-  b = make_batch();
+  b = cs_test::make_batch();
   b.answer_ids = at::tensor({600, 3}, at::kLong);
   REQUIRE_THROWS_AS(eap_scores(*m, g, b, {}), Error);
-  REQUIRE_THROWS_AS(eap_scores(*m, Graph({3, 4, 2, KvEdges::kPerQueryHead}), make_batch(), {}), Error);
+  REQUIRE_THROWS_AS(eap_scores(*m, Graph({3, 4, 2, KvEdges::kPerQueryHead}), cs_test::make_batch(), {}), Error);
   REQUIRE_THROWS_AS(parse_metric("logit_diff"), Error);
 }
 
 TEST_CASE("EAP-IG in bfloat16 agrees with float32", "[attribution]") {
   auto m32 = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
   auto m16 = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny", {"bf16", "cpu"});
-  const AttributionBatch b = make_batch();
+  const AttributionBatch b = cs_test::make_batch();
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   for (MetricKind kind : {MetricKind::kLogitDiff, MetricKind::kKl}) {
     EapOptions o;
@@ -294,7 +282,7 @@ TEST_CASE("EAP-IG in bfloat16 agrees with float32", "[attribution]") {
 
 TEST_CASE("clean-corrupted: the mean of the clean and the corrupted run's gradients", "[attribution]") {
   auto m = load("hf-tiny/qwen2-tiny");
-  const AttributionBatch b = make_batch();
+  const AttributionBatch b = cs_test::make_batch();
   Graph g({4, 4, 2, KvEdges::kPerKvHead});
   EapOptions o;
   o.clean_corrupted = true;

@@ -11,23 +11,12 @@
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/patching.hpp"
+#include "attribution_fixtures.hpp"
 #include "test_util.hpp"
 
 using namespace circuitscope;
 
 namespace {
-AttributionBatch make_batch() {
-  AttributionBatch b;
-  b.clean_ids = at::tensor({5, 17, 300, 42, 7, 99, 256, 3, 11, 400, 23, 8, 77, 150, 61, 9}, at::kLong).view({2, 8});
-  b.corrupted_ids = b.clean_ids.clone();
-  b.corrupted_ids[0][2] = 301;
-  b.corrupted_ids[0][5] = 12;
-  b.corrupted_ids[1][1] = 402;
-  b.corrupted_ids[1][4] = 90;
-  b.answer_ids = at::tensor({300, 400}, at::kLong);
-  b.wrong_ids = at::tensor({301, 402}, at::kLong);
-  return b;
-}
 
 double run_metric(HookedTransformer& m, const at::Tensor& ids, const AttributionBatch& b, MetricKind kind,
                   const at::Tensor& clean_logits) {
@@ -59,7 +48,7 @@ TEST_CASE("circuit metric: full circuit = clean, empty circuit and cut input = c
     auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/" + c.model);
     const auto& cfg = m->config();
     Graph g({cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, c.mode});
-    const AttributionBatch b = make_batch();
+    const AttributionBatch b = cs_test::make_batch();
     at::Tensor clean_logits;
     {
       c10::AutoGradMode no_grad(false);
@@ -83,7 +72,7 @@ TEST_CASE("circuit metric: full circuit = clean, empty circuit and cut input = c
 TEST_CASE("circuit metric: cutting every edge of a node = replacing the node's output", "[attribution][patching]") {
   auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
-  const AttributionBatch b = make_batch();
+  const AttributionBatch b = cs_test::make_batch();
   const at::Tensor corr = upstream_activations(*m, g, b.corrupted_ids, {});
   double expected;
   {
@@ -107,7 +96,7 @@ TEST_CASE("exact edge patching = one write hook on the downstream input; correla
           "[attribution][patching]") {
   auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerKvHead});
-  const AttributionBatch b = make_batch();
+  const AttributionBatch b = cs_test::make_batch();
   std::vector<int64_t> edges(g.n_edges());
   for (int64_t e = 0; e < g.n_edges(); ++e) edges[e] = e;
   const std::vector<double> exact = exact_edge_scores(*m, g, b, edges, MetricKind::kLogitDiff);
@@ -203,7 +192,7 @@ TEST_CASE("faithfulness: full circuit 1, empty 0; GQA per-query-head circuits on
 TEST_CASE("zero ablation of edges: empty circuit = zero residual stream, a cut node = a zeroed output", "[attribution][patching]") {
   auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");  // no o_proj bias
   Graph g({4, 4, 2, KvEdges::kPerKvHead});
-  const AttributionBatch b = make_batch();
+  const AttributionBatch b = cs_test::make_batch();
   const at::Tensor zeros = at::zeros({2, 8, g.n_upstream(), 64});
   at::Tensor none = at::zeros({g.n_upstream(), g.n_downstream()}, at::kBool);
   double expected;

@@ -334,7 +334,10 @@ Flow AssignStmt::exec(Runtime& rt) const {
   return Flow::kNormal;
 }
 
-Flow AssignBlockStmt::exec(Runtime& rt) const {
+// Renders a block body into a string in its own scope, then applies the block's filters
+// ({% set x | f %}...{% endset %} and {% filter f %}...{% endfilter %}).
+static Value render_filtered_block(Runtime& rt, const Body& body, const FrameUndefined& body_undefined,
+                                   const std::vector<std::unique_ptr<FilterExpr>>& filters) {
   std::string buf;
   {
     OutGuard o(rt, &buf);
@@ -350,6 +353,11 @@ Flow AssignBlockStmt::exec(Runtime& rt) const {
       rethrow_located(rt, f->loc, e);
     }
   }
+  return v;
+}
+
+Flow AssignBlockStmt::exec(Runtime& rt) const {
+  Value v = render_filtered_block(rt, body, body_undefined, filters);
   rt.assign(target, v);
   return Flow::kNormal;
 }
@@ -420,21 +428,7 @@ Flow MacroStmt::exec(Runtime& rt) const {
 }
 
 Flow FilterBlockStmt::exec(Runtime& rt) const {
-  std::string buf;
-  {
-    OutGuard o(rt, &buf);
-    ScopeGuard g(rt);
-    rt.seed_undefined(body_undefined);
-    exec_body(body, rt);
-  }
-  Value v(std::move(buf));
-  for (const auto& f : filters) {
-    try {
-      v = f->apply(rt, v);
-    } catch (const ValueError& e) {
-      rethrow_located(rt, f->loc, e);
-    }
-  }
+  Value v = render_filtered_block(rt, body, body_undefined, filters);
   rt.out() += to_str(v);
   return Flow::kNormal;
 }
