@@ -20,20 +20,20 @@
 #include "circuitscope/model.hpp"
 #include "circuitscope/patching.hpp"
 #include "command.hpp"
+#include "dataset_options.hpp"
 
 namespace circuitscope::app {
 namespace {
 
 struct AttributeOptions {
   CommonModelOptions model;
-  std::string data;
+  DatasetOptions dataset;
   std::string method = "eap-ig-inputs";
   int ig_steps = 5;
   std::string metric = "logit-diff";
   bool loss = false;
   std::string kv_edges = "per-query-head";
   int64_t batch_size = 8;
-  bool skip_bad = false;
   std::string out;
   int64_t top_n = -1;      // circuit: top-n edges (then pruned)
   double threshold = -1;   // or: |score| >= threshold
@@ -70,11 +70,7 @@ int run_attribute(const AttributeOptions& o) {
 
   auto model = HookedTransformer::from_pretrained(o.model.model_dir, {o.model.dtype, o.model.device});
   const ModelConfig& c = model->config();
-  PairReadOptions ro;
-  ro.vocab_size = c.vocab_size;
-  ro.require_answer = eo.metric != MetricKind::kKl;
-  ro.skip_bad = o.skip_bad;
-  const PairDataset ds = read_pairs_jsonl(o.data, ro);
+  const PairDataset ds = load_pairs(o.dataset, o.model.model_dir, c, eo.metric);
   const Graph graph({c.n_layers, c.n_heads, c.n_kv_heads, kv});
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -87,7 +83,7 @@ int run_attribute(const AttributeOptions& o) {
   j["model"] = {{"path", o.model.model_dir},     {"architecture", c.architecture}, {"n_layers", c.n_layers},
                 {"n_heads", c.n_heads},          {"n_kv_heads", c.n_kv_heads},     {"d_model", c.d_model},
                 {"fingerprint", model->fingerprint()}};
-  j["dataset"] = {{"path", o.data}, {"examples", ds.examples.size()}, {"skipped", ds.skipped}};
+  j["dataset"] = {{"path", o.dataset.data}, {"examples", ds.examples.size()}, {"skipped", ds.skipped}};
   j["method"] = {{"name", o.method},        {"ig_steps", eo.ig_steps},   {"metric", o.metric},
                  {"loss", o.loss},          {"kv_edges", kv_edges_name(kv)}, {"dtype", o.model.dtype},
                  {"device", model->device().str()}, {"batch_size", o.batch_size}};
@@ -161,8 +157,7 @@ CommandRegistrar reg({"attribute", "Score every edge of the computation graph (E
                       [](CLI::App* sub) {
                         auto o = std::make_shared<AttributeOptions>();
                         add_model_options(sub, o->model);
-                        sub->add_option("--data", o->data, "JSONL pairs: clean_ids, corrupted_ids, answer_id, wrong_id")
-                            ->required();
+                        add_dataset_options(sub, o->dataset);
                         sub->add_option("--method", o->method, "eap | eap-ig-inputs | clean-corrupted")->capture_default_str();
                         sub->add_option("--ig-steps", o->ig_steps, "interpolation steps of eap-ig-inputs")
                             ->capture_default_str();
@@ -171,7 +166,6 @@ CommandRegistrar reg({"attribute", "Score every edge of the computation graph (E
                         sub->add_option("--kv-edges", o->kv_edges, "per-query-head | per-kv-head")->capture_default_str();
                         sub->add_option("--batch-size", o->batch_size, "pairs per forward/backward pass")
                             ->capture_default_str();
-                        sub->add_flag("--skip-bad", o->skip_bad, "skip and count bad dataset lines instead of stopping");
                         sub->add_option("--out", o->out, "output report (.json)")->required();
                         auto* topn = sub->add_option("--top-n", o->top_n,
                                                      "circuit: the N edges with the largest |score|, then pruned");
