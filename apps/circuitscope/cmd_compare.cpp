@@ -1,0 +1,54 @@
+// circuitscope compare BASE_REPORT.json POST_REPORT.json [--out compare.json]
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "circuitscope/compare.hpp"
+#include "circuitscope/error.hpp"
+#include "command.hpp"
+
+namespace circuitscope::app {
+namespace {
+
+struct CompareOptions {
+  std::string base, post, out;
+};
+
+int run_compare(const CompareOptions& o) {
+  const ReportHeads base = read_report_heads(o.base);
+  const ReportHeads post = read_report_heads(o.post);
+  if (!base.fingerprint.empty() && base.fingerprint == post.fingerprint)
+    spdlog::warn("both reports come from the same checkpoint (fingerprint {}): nothing was post-trained in between",
+                 base.fingerprint);
+  const CircuitComparison c = compare_circuits(base, post);
+  std::cout << format_comparison(c);
+  if (!o.out.empty()) {
+    const std::string tmp = o.out + ".tmp";
+    {
+      std::ofstream f(tmp);
+      f << comparison_to_json(c).dump(1) << "\n";
+      if (!f.flush()) throw Error(ErrorCode::kIo, "cannot write '" + tmp + "'");
+    }
+    if (std::rename(tmp.c_str(), o.out.c_str()) != 0) throw Error(ErrorCode::kIo, "cannot write '" + o.out + "'");
+    spdlog::info("wrote {}", o.out);
+  }
+  return 0;
+}
+
+CommandRegistrar reg({"compare", "Compare the head circuits of a base and a post-trained model's attribute reports",
+                      [](CLI::App* sub) {
+                        auto o = std::make_shared<CompareOptions>();
+                        sub->add_option("base", o->base, "attribute report of the base model")->required();
+                        sub->add_option("post", o->post, "attribute report of the post-trained model")->required();
+                        sub->add_option("--out", o->out, "write the comparison as JSON");
+                        sub->footer("Reads the reports' \"heads\" arrays (attribute with --top-n or --threshold). "
+                                    "Emergent heads are in the post-trained circuit only, retained in both, lost in "
+                                    "the base circuit only; E = (I_post - I_base)/(I_post + I_base + 1e-6) per head.");
+                        return [o] { return run_compare(*o); };
+                      }});
+
+}  // namespace
+}  // namespace circuitscope::app
