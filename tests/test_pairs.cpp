@@ -334,6 +334,8 @@ TEST_CASE("pairs: openings equal generate's greedy output; --reverse swaps them"
   REQUIRE(cs_test::run_command(base_cmd + " --out " + dir + "/fwd.jsonl", out) == 0);
   INFO(out);
   CHECK(out.find("ETA") != std::string::npos);
+  // The random models emit lone bytes that decode to U+FFFD, which re-tokenizes differently.
+  CHECK(out.find("do not re-tokenize to the generated tokens") != std::string::npos);
   const auto fwd = read_jsonl(dir + "/fwd.jsonl");
   REQUIRE(fwd.size() == kProblems.size());
   for (size_t i = 0; i < fwd.size(); ++i) {
@@ -370,6 +372,52 @@ TEST_CASE("pairs: openings equal generate's greedy output; --reverse swaps them"
   if (off_ref[0]["finish_reason"] == "eos") t.resize(t.size() - std::string("<|im_end|>").size());
   CHECK(off[0]["clean_continuation"] == t);
   CHECK(off[0]["problem"] == kProblems[0]);  // text lines: the problem is the line
+  cs_test::remove_tree(dir);
+}
+
+TEST_CASE("pairs: sampled openings follow generate's sampling with the same seed", "[pairs]") {
+  const Lab& l = lab();
+  const std::string dir = cs_test::make_temp_dir("pairssample");
+  std::string lines;
+  for (const auto& p : kProblems) lines += p + "\n";
+  const std::string prompts = write_file(dir + "/p.txt", lines);
+  const std::string sampling = " --max-new-tokens 10 --temperature 1.5 --top-p 0.95 --seed 7";
+  auto reference = [&](const std::string& model) {
+    std::string cmd = cli() + " generate " + model + " --think on --json" + sampling;
+    for (const auto& p : kProblems) cmd += " --chat '" + p + "'";
+    std::string out;
+    REQUIRE(cs_test::run_command("(" + cmd + " > " + dir + "/gen.jsonl)", out) == 0);
+    std::vector<std::string> texts;
+    for (const auto& row : read_jsonl(dir + "/gen.jsonl")) {
+      std::string t = row["text"];
+      if (row["finish_reason"] == "eos") t.resize(t.size() - std::string("<|im_end|>").size());
+      texts.push_back(t);
+    }
+    return texts;
+  };
+  const auto ref_a = reference(l.a);
+  const auto ref_b = reference(l.b);
+  std::string out;
+  REQUIRE(cs_test::run_command(cli() + " pairs " + l.a + " " + l.b + " --prompts " + prompts + sampling + " --out " +
+                                   dir + "/s.jsonl",
+                               out) == 0);
+  INFO(out);
+  CHECK(out.find("sampled") != std::string::npos);
+  const auto rows = read_jsonl(dir + "/s.jsonl");
+  REQUIRE(rows.size() == kProblems.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    CHECK(rows[i]["clean_continuation"] == ref_a[i]);
+    CHECK(rows[i]["corrupted_continuation"] == ref_b[i]);
+  }
+  // Sampling changed something: the greedy openings of A differ from the sampled ones.
+  REQUIRE(cs_test::run_command(cli() + " pairs " + l.a + " " + l.b + " --prompts " + prompts +
+                                   " --max-new-tokens 10 --out " + dir + "/g.jsonl",
+                               out) == 0);
+  const auto greedy = read_jsonl(dir + "/g.jsonl");
+  REQUIRE(greedy.size() == kProblems.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < rows.size(); ++i) differ += greedy[i]["clean_continuation"] != rows[i]["clean_continuation"];
+  CHECK(differ > 0);
   cs_test::remove_tree(dir);
 }
 

@@ -52,6 +52,7 @@ void put_id(nlohmann::ordered_json& j, const PromptItem& it) {
 }
 
 std::string fmt_secs(double s) {
+  if (s < 10) return fmt::format("{:.1f} s", s);
   if (s < 90) return std::to_string(static_cast<int64_t>(s + 0.5)) + " s";
   const int64_t m = static_cast<int64_t>(s / 60);
   return std::to_string(m) + " min " + std::to_string(static_cast<int64_t>(s - 60 * m)) + " s";
@@ -161,6 +162,15 @@ int run_pairs(const PairsOptions& o) {
                sampling ? "sampled" : "greedy", o.max_new_tokens, o.think);
   const std::vector<Opening> open_a = openings_of(dir_a, *tok_a, cfg_a, "A", 0);
   const std::vector<Opening> open_b = openings_of(dir_b, *tok_b, cfg_b, "B", n);
+
+  // attribute tokenizes a continuation on its own; warn when that does not give back the generated
+  // tokens (e.g. invalid UTF-8 from byte tokens, or merges across the pieces).
+  int64_t not_round_trip = 0;
+  for (const auto* v : {&open_a, &open_b})
+    for (const Opening& op : *v) not_round_trip += tok_a->encode(op.text, /*add_special_tokens=*/false).ids != op.ids;
+  if (not_round_trip > 0)
+    spdlog::warn("pairs: {} of {} opening(s) do not re-tokenize to the generated tokens; attribute will score the "
+                 "re-tokenized text", not_round_trip, 2 * n);
 
   int64_t written = 0, identical = 0;
   std::map<std::string, int64_t> finish_a, finish_b;
