@@ -57,7 +57,7 @@ TEST_CASE("compare: emergent, retained, lost and E on hand-made reports", "[comp
   CHECK(c.heads[1].change == HeadChange::kEmergent);
   CHECK(c.heads[4].change == HeadChange::kNeither);
 
-  const nlohmann::json j = comparison_to_json(c);
+  const nlohmann::ordered_json j = comparison_to_json(c);
   CHECK(j["schema_version"] == 1);
   CHECK(j["base"]["path"] == "base.json");
   CHECK(j["base"]["fingerprint"] == "base");

@@ -289,6 +289,11 @@ TEST_CASE("numeric pairs CLI: answer and continuation forms", "[pairs]") {
   CHECK(rows[0]["clean_continuation"] == "0");
   CHECK(rows[0]["corrupted_continuation"] == "5");
   CHECK_FALSE(rows[0].contains("answer"));
+  // Options of model-opening pairs are refused with --numeric.
+  CHECK(cs_test::run_command(cli() + " pairs --numeric --reverse --prompts " + prompts + " --out " + dir + "/x.jsonl",
+                             out) == static_cast<int>(ErrorCode::kUsage));
+  CHECK(cs_test::run_command(cli() + " pairs --numeric --think off --prompts " + prompts + " --out " + dir + "/x.jsonl",
+                             out) == static_cast<int>(ErrorCode::kUsage));
   cs_test::remove_tree(dir);
 }
 

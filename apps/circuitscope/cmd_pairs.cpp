@@ -24,7 +24,7 @@ struct PairsOptions {
   std::string out;
   std::string dtype = "f32";
   std::string device = "cpu";
-  std::string think = "on";
+  std::string think;  // "" = on
   std::string system;
   int64_t max_new_tokens = 32;
   bool greedy = false;
@@ -60,8 +60,10 @@ std::string fmt_secs(double s) {
 
 int run_numeric(const PairsOptions& o) {
   if (o.dirs.size() > 1) throw Error(ErrorCode::kUsage, "--numeric takes no model pair: give at most one folder (its tokenizer)");
-  if (o.reverse || o.keep_identical)
-    throw Error(ErrorCode::kUsage, "--reverse and --keep-identical apply to model-opening pairs, not --numeric");
+  if (o.reverse || o.keep_identical || !o.think.empty() || !o.system.empty() || o.greedy || o.temperature > 0 ||
+      o.top_p < 1.0 || o.top_k > 0)
+    throw Error(ErrorCode::kUsage, "--reverse, --keep-identical, --think, --system and the sampling options apply to "
+                                   "model-opening pairs, not --numeric");
   if (o.max_operand > 1000000) throw Error(ErrorCode::kUsage, "--max-operand: at most 1000000");
   const std::string tok_dir = !o.tokenizer.empty() ? o.tokenizer : (o.dirs.empty() ? "" : o.dirs[0]);
   std::unique_ptr<Tokenizer> tok;
@@ -133,7 +135,7 @@ int run_pairs(const PairsOptions& o) {
   check_same_tokenizer(*tok_a, dir_a, *tok_b, dir_b, users);
 
   OpeningOptions gopts;
-  gopts.think = o.think == "on";
+  gopts.think = o.think != "off";
   gopts.system = o.system;
   gopts.max_new_tokens = o.max_new_tokens;
   gopts.batch_size = o.batch_size;
@@ -159,7 +161,7 @@ int run_pairs(const PairsOptions& o) {
     });
   };
   spdlog::info("pairs: {} prompt(s), {} opening(s) of up to {} token(s), think {}", n,
-               sampling ? "sampled" : "greedy", o.max_new_tokens, o.think);
+               sampling ? "sampled" : "greedy", o.max_new_tokens, o.think == "off" ? "off" : "on");
   const std::vector<Opening> open_a = openings_of(dir_a, *tok_a, cfg_a, "A", 0);
   const std::vector<Opening> open_b = openings_of(dir_b, *tok_b, cfg_b, "B", n);
 

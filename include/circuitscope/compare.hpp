@@ -56,7 +56,7 @@ CircuitComparison compare_circuits(const ReportHeads& base, const ReportHeads& p
 // schema_version, tool, base/post {path, model_path, fingerprint, circuit_heads}, n_layers, n_heads,
 // counts, emergent/retained/lost [{layer, head, importance_base, importance_post, effect}], heads
 // (every head with importance_base, importance_post, in_base, in_post, effect, change).
-nlohmann::json comparison_to_json(const CircuitComparison& c);
+nlohmann::ordered_json comparison_to_json(const CircuitComparison& c);
 
 // The readable form: counts, a layer x head grid of markers (+ emergent, = retained, - lost,
 // . neither), a grid of E (blank where both importances are 0), and the lists.

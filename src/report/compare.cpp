@@ -152,14 +152,14 @@ CircuitComparison compare_circuits(const ReportHeads& base, const ReportHeads& p
   return c;
 }
 
-nlohmann::json comparison_to_json(const CircuitComparison& c) {
+nlohmann::ordered_json comparison_to_json(const CircuitComparison& c) {
   auto side = [](const ReportHeads& r) {
     const int64_t n = std::count(r.in_circuit.begin(), r.in_circuit.end(), true);
-    return nlohmann::json{{"path", r.path}, {"model_path", r.model_path}, {"fingerprint", r.fingerprint},
+    return nlohmann::ordered_json{{"path", r.path}, {"model_path", r.model_path}, {"fingerprint", r.fingerprint},
                           {"circuit_heads", n}};
   };
   auto list = [&](const std::vector<size_t>& v) {
-    nlohmann::json a = nlohmann::json::array();
+    nlohmann::ordered_json a = nlohmann::ordered_json::array();
     for (size_t k : v) {
       const HeadComparison& x = c.heads[k];
       a.push_back({{"layer", x.layer}, {"head", x.head}, {"importance_base", x.base}, {"importance_post", x.post},
@@ -167,7 +167,7 @@ nlohmann::json comparison_to_json(const CircuitComparison& c) {
     }
     return a;
   };
-  nlohmann::json heads = nlohmann::json::array();
+  nlohmann::ordered_json heads = nlohmann::ordered_json::array();
   for (const HeadComparison& x : c.heads)
     heads.push_back({{"layer", x.layer},
                      {"head", x.head},
@@ -177,7 +177,7 @@ nlohmann::json comparison_to_json(const CircuitComparison& c) {
                      {"in_post", x.in_post},
                      {"effect", x.effect},
                      {"change", head_change_name(x.change)}});
-  nlohmann::json j;
+  nlohmann::ordered_json j;
   j["schema_version"] = 1;
   j["tool"] = "circuitscope compare";
   j["effect_formula"] = "(I_post - I_base) / (I_post + I_base + 1e-6)";
@@ -246,9 +246,9 @@ std::string format_comparison(const CircuitComparison& c) {
         << fmt("%.4f", x.post) << "  E " << fmt("%+.3f", x.effect) << "\n";
     }
   };
-  list("emergent heads (post-trained circuit only)", c.emergent);
-  list("retained heads (both circuits)", c.retained);
-  list("lost heads (base circuit only)", c.lost);
+  list("emergent heads, in the post-trained circuit only", c.emergent);
+  list("retained heads, in both circuits", c.retained);
+  list("lost heads, in the base circuit only", c.lost);
   return s.str();
 }
 
