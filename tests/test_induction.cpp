@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
@@ -122,7 +123,7 @@ at::Tensor copy_loss(HookedTransformer& m, const InductionData& d) {
   return (nll * d.loss_mask).sum() / d.loss_mask.sum();
 }
 
-// Adam by hand (no torch/optim headers in the tests); MLP and norm weights stay as they are.
+// Adam by hand (no torch/optim headers in the tests); the MLP weights stay zero.
 double train(HookedTransformer& m, uint64_t seed, int steps, int64_t batch, double lr) {
   std::mt19937_64 rng(seed);
   std::vector<at::Tensor> params;
@@ -277,7 +278,7 @@ std::vector<double> edge_vector(const Graph& g, const at::Tensor& scores) {
 struct Trained {
   std::unique_ptr<HookedTransformer> model;
   InductionData test;  // held out
-  double seconds = 0.0, final_loss = 0.0;
+  double seconds = 0.0, cpu_seconds = 0.0, final_loss = 0.0;
 };
 
 Trained& trained() {
@@ -287,8 +288,10 @@ Trained& trained() {
     at::set_num_threads(1);  // tiny tensors: one thread is faster, and the run is reproducible
     r.model = make_model(kSeed);
     const auto t0 = std::chrono::steady_clock::now();
+    const std::clock_t c0 = std::clock();
     r.final_loss = train(*r.model, kSeed * 7919 + 1, kSteps, kBatch, kLr);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.cpu_seconds = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
     at::set_num_threads(threads);
     std::mt19937_64 rng(kSeed + 1000003);
     r.test = make_data(256, rng);
@@ -339,8 +342,8 @@ TEST_CASE("induction toy: the previous-token and induction heads found from atte
   Trained& t = trained();
   HookedTransformer& m = *t.model;
   const double acc = copy_accuracy(m, t.test);
-  std::printf("[induction] seed %llu: %d steps in %.1f s, final loss %.4f, held-out copy accuracy %.4f\n",
-              (unsigned long long)kSeed, kSteps, t.seconds, t.final_loss, acc);
+  std::printf("[induction] seed %llu: %d steps in %.1f s (%.1f s CPU), final loss %.4f, held-out copy accuracy %.4f\n",
+              (unsigned long long)kSeed, kSteps, t.seconds, t.cpu_seconds, t.final_loss, acc);
   REQUIRE(acc > 0.95);
 
   // The mechanism from attention patterns alone.
@@ -354,8 +357,11 @@ TEST_CASE("induction toy: the previous-token and induction heads found from atte
   for (int64_t h = 0; h < kHeads; ++h)
     if (h != prev) CHECK(ps.prev[h] < 0.3);  // one previous-token head, not a blend
 
-  // Attribution ranks them first: EAP-IG's three strongest edges are the path
-  // input -> a0.prev<v> -> a1.ind<k> ... a1.ind -> logits, and a pruned top-10 circuit keeps it.
+  // Attribution ranks them first. Where two layer-1 heads share the induction work, either may
+  // carry the top edges: the heads with an induction score > 0.8 count as induction heads.
+  std::vector<int64_t> induction_heads;
+  for (int64_t h = 0; h < kHeads; ++h)
+    if (ps.induction[h] > 0.8) induction_heads.push_back(h);
   std::mt19937_64 rng(kSeed + 2000003);
   const AttributionBatch pairs = make_pairs(t.test, Corruption::kQueryToken, rng);
   const Graph g({2, kHeads, kHeads, KvEdges::kPerQueryHead});
@@ -366,24 +372,36 @@ TEST_CASE("induction toy: the previous-token and induction heads found from atte
   REQUIRE(ig.metric_clean - ig.metric_corrupted > 5.0);
   const std::vector<double> s = edge_vector(g, ig.scores);
   const std::string a0 = "a0.h" + std::to_string(prev), a1 = "a1.h" + std::to_string(ind);
-  const int64_t e_prev = *g.find_edge("input->" + a0 + "<v>");
-  const int64_t e_comp = *g.find_edge(a0 + "->" + a1 + "<k>");
-  const int64_t e_out = *g.find_edge(a1 + "->logits");
+  // The mechanism's edges: input -> a0.prev<v>, a0.prev -> a1.X<k>, a1.X -> logits (X an induction head).
+  std::vector<char> mechanism(g.n_edges(), 0);
+  mechanism[*g.find_edge("input->" + a0 + "<v>")] = 1;
+  for (int64_t h : induction_heads) {
+    const std::string x = "a1.h" + std::to_string(h);
+    mechanism[*g.find_edge(a0 + "->" + x + "<k>")] = 1;
+    mechanism[*g.find_edge(x + "->logits")] = 1;
+  }
   std::vector<int64_t> order(g.n_edges());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return s[a] > s[b]; });
   for (int i = 0; i < 5; ++i)
     std::printf("[induction]   EAP-IG(5) #%d %-18s %.3f\n", i + 1, g.edge_name(order[i]).c_str(), s[order[i]]);
-  std::vector<int64_t> top3(order.begin(), order.begin() + 3);
-  std::sort(top3.begin(), top3.end());
-  std::vector<int64_t> path{e_prev, e_comp, e_out};
-  std::sort(path.begin(), path.end());
-  CHECK(top3 == path);
+  for (int i = 0; i < 3; ++i) {
+    INFO("EAP-IG's #" << i + 1 << " edge " << g.edge_name(order[i]));
+    CHECK(mechanism[order[i]]);
+  }
+  // The strongest edge into any layer-1 key input is the K-composition edge from the previous-token head.
+  int64_t best_k = -1;
+  for (int64_t e = 0; e < g.n_edges(); ++e) {
+    const DownstreamNode& d = g.downstream()[g.edge_nodes(e).second];
+    if (d.layer == 1 && d.kind == DownstreamKind::kK && (best_k < 0 || s[e] > s[best_k])) best_k = e;
+  }
+  INFO("strongest edge into a layer-1 key: " << g.edge_name(best_k));
+  CHECK(mechanism[best_k]);
   EdgeMask circuit = select_top_n(g, s, 10);
   prune(g, circuit);
-  CHECK(circuit[e_prev]);
-  CHECK(circuit[e_comp]);
-  CHECK(circuit[e_out]);
+  CHECK(circuit[*g.find_edge("input->" + a0 + "<v>")]);
+  CHECK(circuit[*g.find_edge(a0 + "->" + a1 + "<k>")]);
+  CHECK(circuit[*g.find_edge(a1 + "->logits")]);
 
   // Ablation (zeroing the heads' outputs through hook_z).
   auto ablated = [&](std::vector<HeadIntervention> edits) {
