@@ -37,7 +37,9 @@ constexpr int64_t kHeads = 4;
 constexpr int64_t kMinSeg = 4;
 constexpr int64_t kMaxSeg = 8;
 // Training: the loss sits on a plateau (copying any in-context token, accuracy ~0.3) until the
-// previous-token and induction heads form together, at about step 800 for this seed.
+// previous-token and induction heads form together, at about step 800 for seeds 1 and 2 (both pass
+// every check here). Seed 3 is still on the plateau at step 1000 and by step 1500 has settled on a
+// layer-0 solution without an induction head (accuracy 0.91): the seed is part of the test.
 constexpr uint64_t kSeed = 2;
 constexpr int kSteps = 1000;
 constexpr int64_t kBatch = 64;
