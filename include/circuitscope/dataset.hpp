@@ -17,7 +17,10 @@
 // mask, and every metric is read at the clean example's positions in every run (the last clean
 // token for logit-diff/prob-diff/kl; the positions that predict the clean continuation for
 // seq-logprob/seq-kl), as the EAP-IG reference does (it pads both and reads the corrupted logits at
-// the clean input lengths).
+// the clean input lengths). Where the corrupted side is shorter, such a position is a pad of the
+// corrupted run (id 0, at position id len-1, attending to the real corrupted tokens only); the
+// reference instead runs the corrupted tokens under the clean mask, so its pads are attended.
+// Tokens past the clean length never matter: the causal mask hides them from the clean positions.
 #pragma once
 #include <cstdint>
 #include <functional>
