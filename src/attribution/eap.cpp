@@ -131,19 +131,27 @@ RunActs run_upstream(HookedTransformer& model, const Graph& graph, const at::Ten
 struct DownGrads {
   std::vector<at::Tensor> q, k, v, mlp;  // per layer [B,T,H,D], [B,T,H|K,D] x2, [B,T,D]
   at::Tensor logits;                      // [B,T,D]
+  bool owned = false;                     // the tensors are this struct's own (safe to add into)
   void add(DownGrads&& o) {
     if (!logits.defined()) {
       *this = std::move(o);
       return;
     }
-    // Out of place: gradients returned by autograd may share storage with each other.
-    for (size_t l = 0; l < q.size(); ++l) {
-      q[l] = q[l] + o.q[l];
-      k[l] = k[l] + o.k[l];
-      v[l] = v[l] + o.v[l];
-      mlp[l] = mlp[l] + o.mlp[l];
+    // The first run's gradients are cloned once (autograd may hand out tensors that share storage),
+    // later runs are added in place.
+    if (!owned) {
+      for (auto* vec : {&q, &k, &v, &mlp})
+        for (auto& t : *vec) t = t.clone();
+      logits = logits.clone();
+      owned = true;
     }
-    logits = logits + o.logits;
+    for (size_t l = 0; l < q.size(); ++l) {
+      q[l].add_(o.q[l]);
+      k[l].add_(o.k[l]);
+      v[l].add_(o.v[l]);
+      mlp[l].add_(o.mlp[l]);
+    }
+    logits.add_(o.logits);
   }
 };
 
@@ -245,10 +253,10 @@ DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const Attri
         // head g*G + j uses kv head g
         at::Tensor cotk = ck.view({B, S, K, G, Dh}).select(3, j).contiguous();
         at::Tensor cotv = cv.view({B, S, K, G, Dh}).select(3, j).contiguous();
-        Grad pk = torch::autograd::grad({rk[l]}, {xk[l]}, {cotk}, true, false, true);
-        Grad pv = torch::autograd::grad({vv[l]}, {xv[l]}, {cotv}, true, false, true);
-        gk.select(3, j).copy_(or_zeros(pk[0], xk[l]).detach());
-        gv.select(3, j).copy_(or_zeros(pv[0], xv[l]).detach());
+        // One engine call for both paths (they share no nodes between these ends).
+        Grad p = torch::autograd::grad({rk[l], vv[l]}, {xk[l], xv[l]}, {cotk, cotv}, true, false, true);
+        gk.select(3, j).copy_(or_zeros(p[0], xk[l]).detach());
+        gv.select(3, j).copy_(or_zeros(p[1], xv[l]).detach());
       }
       out.k.push_back(gk.view({B, S, H, D}));
       out.v.push_back(gv.view({B, S, H, D}));
