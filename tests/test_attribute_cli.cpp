@@ -1,4 +1,4 @@
-// Pair datasets (JSONL token form), batching with left padding, and the `attribute` command.
+// Pair datasets (JSONL token form), batching with right padding, and the `attribute` command.
 #include <c10/core/GradMode.h>
 
 #include <fstream>
@@ -53,7 +53,7 @@ TEST_CASE("pair datasets: good lines, blank lines, bad lines with their line num
       {"{\"clean_ids\": [1, 2", "malformed JSON"},
       {"[1, 2]", "expected a JSON object"},
       {"{\"corrupted_ids\": [1], \"answer_id\": 1, \"wrong_id\": 2}", "missing key 'clean_ids'"},
-      {"{\"clean_ids\": [1, 2], \"corrupted_ids\": [1], \"answer_id\": 1, \"wrong_id\": 2}", "unequal length"},
+      {"{\"clean_ids\": [1, 2], \"corrupted_ids\": [1], \"answer_id\": 3, \"wrong_id\": 3}", "the same token 3"},
       {"{\"clean_ids\": [1, 512], \"corrupted_ids\": [1, 2], \"answer_id\": 1, \"wrong_id\": 2}", "'clean_ids'[1] = 512"},
       {"{\"clean_ids\": [1, 2.5], \"corrupted_ids\": [1, 2], \"answer_id\": 1, \"wrong_id\": 2}", "'clean_ids'[1] is not an integer"},
       {"{\"clean_ids\": [], \"corrupted_ids\": [], \"answer_id\": 1, \"wrong_id\": 2}", "non-empty array"},
@@ -87,7 +87,7 @@ TEST_CASE("pair datasets: good lines, blank lines, bad lines with their line num
   REQUIRE_THROWS_AS(read_pairs_jsonl(tmp.path + "/missing.jsonl", ro), Error);
 }
 
-TEST_CASE("batched, left-padded attribution equals pair-by-pair attribution", "[attribution]") {
+TEST_CASE("batched, right-padded attribution equals pair-by-pair attribution", "[attribution]") {
   TempDir tmp;
   auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
   PairReadOptions ro;
@@ -156,8 +156,14 @@ TEST_CASE("attribute command writes a report with every edge", "[attribution][cl
   std::ifstream(tmp.path + "/r3.json") >> j;
   REQUIRE(j["dataset"]["skipped"] == 1);
   REQUIRE(j["method"]["ig_steps"] == 0);
-  rc = cs_test::run_command(bin + " attribute " + model + " --data " + data + " --method eap-ig-activations --out " +
+  rc = cs_test::run_command(bin + " attribute " + model + " --data " + data + " --method eap-ig-activations --ig-steps 2 --out " +
                                 tmp.path + "/r4.json",
+                            log);
+  REQUIRE(rc == 0);
+  std::ifstream(tmp.path + "/r4.json") >> j;
+  REQUIRE(j["method"]["name"] == "eap-ig-activations");
+  rc = cs_test::run_command(bin + " attribute " + model + " --data " + data + " --method eap-ig-everything --out " +
+                                tmp.path + "/r5.json",
                             log);
   REQUIRE(rc == 2);
 }

@@ -56,14 +56,17 @@ void write_atomically(const std::string& path, const std::string& text) {
 }
 
 int run_attribute(const AttributeOptions& o) {
-  if (o.method != "eap" && o.method != "eap-ig-inputs" && o.method != "clean-corrupted")
-    throw Error(ErrorCode::kUsage, "--method '" + o.method + "': expected eap, eap-ig-inputs or clean-corrupted");
-  if (o.method == "eap-ig-inputs" && o.ig_steps < 1)
-    throw Error(ErrorCode::kUsage, "--ig-steps must be at least 1 for eap-ig-inputs; found " + std::to_string(o.ig_steps));
+  const bool ig = o.method == "eap-ig-inputs" || o.method == "eap-ig-activations";
+  if (o.method != "eap" && !ig && o.method != "clean-corrupted")
+    throw Error(ErrorCode::kUsage,
+                "--method '" + o.method + "': expected eap, eap-ig-inputs, eap-ig-activations or clean-corrupted");
+  if (ig && o.ig_steps < 1)
+    throw Error(ErrorCode::kUsage, "--ig-steps must be at least 1 for " + o.method + "; found " + std::to_string(o.ig_steps));
   EapOptions eo;
   eo.metric = parse_metric(o.metric);
   eo.loss = o.loss;
-  eo.ig_steps = o.method == "eap-ig-inputs" ? o.ig_steps : 0;
+  eo.ig_steps = ig ? o.ig_steps : 0;
+  eo.ig_mode = o.method == "eap-ig-activations" ? IgMode::kActivations : IgMode::kInputs;
   eo.clean_corrupted = o.method == "clean-corrupted";
   const KvEdges kv = parse_kv_edges(o.kv_edges);
   const Intervention intervention = parse_intervention(o.intervention);
@@ -158,10 +161,10 @@ CommandRegistrar reg({"attribute", "Score every edge of the computation graph (E
                         auto o = std::make_shared<AttributeOptions>();
                         add_model_options(sub, o->model);
                         add_dataset_options(sub, o->dataset);
-                        sub->add_option("--method", o->method, "eap | eap-ig-inputs | clean-corrupted")->capture_default_str();
-                        sub->add_option("--ig-steps", o->ig_steps, "interpolation steps of eap-ig-inputs")
+                        sub->add_option("--method", o->method, "eap | eap-ig-inputs | eap-ig-activations | clean-corrupted")->capture_default_str();
+                        sub->add_option("--ig-steps", o->ig_steps, "interpolation steps of eap-ig-inputs / eap-ig-activations")
                             ->capture_default_str();
-                        sub->add_option("--metric", o->metric, "logit-diff | prob-diff | kl")->capture_default_str();
+                        sub->add_option("--metric", o->metric, "logit-diff | prob-diff | kl | seq-logprob | seq-kl")->capture_default_str();
                         sub->add_flag("--loss", o->loss, "negate the metric");
                         sub->add_option("--kv-edges", o->kv_edges, "per-query-head | per-kv-head")->capture_default_str();
                         sub->add_option("--batch-size", o->batch_size, "pairs per forward/backward pass")
@@ -179,7 +182,8 @@ CommandRegistrar reg({"attribute", "Score every edge of the computation graph (E
                         sub->footer(
                             "score(u->v) = mean over pairs of sum over positions and d_model of (z_u(clean) - "
                             "z_u(corrupted)) . dM/dx_v; positive = the edge supports the metric M. Pairs are "
-                            "left-padded; the metric is read at each pair's last token. Prints the 10 edges with the "
+                            "right-padded, clean and corrupted aligned from the start; every metric is read at the clean "
+                            "example's positions. Prints the 10 edges with the "
                             "largest |score|. With --top-n or --threshold, edges not on a path from input to logits are "
                             "pruned, edges get in_graph, and the report adds the circuit's faithfulness (every edge "
                             "outside it patched to its corrupted value; normalized = (circuit - corrupted) / (clean - "

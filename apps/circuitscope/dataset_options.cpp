@@ -1,20 +1,69 @@
 #include "dataset_options.hpp"
 
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+
+#include "circuitscope/chat_template.hpp"
 #include "circuitscope/config.hpp"
+#include "circuitscope/error.hpp"
+#include "circuitscope/tokenizer_json.hpp"
 
 namespace circuitscope::app {
 
 void add_dataset_options(CLI::App* sub, DatasetOptions& o) {
-  sub->add_option("--data", o.data, "JSONL pairs: clean_ids, corrupted_ids, answer_id, wrong_id")->required();
+  sub->add_option("--data", o.data,
+                  "JSONL pairs: clean_ids/corrupted_ids/answer_id/wrong_id, or text: clean/corrupted with answer/wrong "
+                  "or clean_continuation/corrupted_continuation")
+      ->required();
   sub->add_flag("--skip-bad", o.skip_bad, "skip and count bad dataset lines instead of stopping");
+  sub->add_option("--tokenizer", o.tokenizer, "tokenizer folder for text-form pairs (default: the model folder)");
+  sub->add_flag("--chat", o.chat, "text pairs: render clean/corrupted as user messages through the chat template");
+  sub->add_option("--think", o.think, "--chat: enable_thinking for the chat template, on or off (default: the template's)")
+      ->check(CLI::IsMember({"on", "off"}));
+  sub->add_option("--system", o.system, "--chat: system message");
 }
 
-PairDataset load_pairs(const DatasetOptions& o, const std::string& /*model_dir*/, const ModelConfig& cfg,
-                       MetricKind metric) {
+namespace {
+// Whether any line is in text form, so token-form datasets need no tokenizer.
+bool has_text_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.find("\"clean\"") != std::string::npos || line.find("\"corrupted\"") != std::string::npos) return true;
+  return false;
+}
+}  // namespace
+
+PairDataset load_pairs(const DatasetOptions& o, const std::string& model_dir, const ModelConfig& cfg, MetricKind metric) {
+  if (!o.chat && (!o.think.empty() || !o.system.empty()))
+    throw Error(ErrorCode::kUsage, "--think and --system apply to --chat datasets only");
   PairReadOptions ro;
   ro.vocab_size = cfg.vocab_size;
-  ro.require_answer = metric != MetricKind::kKl;
+  ro.require_answer = metric == MetricKind::kLogitDiff || metric == MetricKind::kProbDiff;
+  ro.require_continuation = metric == MetricKind::kSeqLogprob || metric == MetricKind::kSeqKl;
   ro.skip_bad = o.skip_bad;
+  const std::string tok_dir = o.tokenizer.empty() ? model_dir : o.tokenizer;
+  std::unique_ptr<Tokenizer> tok;
+  if (!o.tokenizer.empty() || o.chat || has_text_lines(o.data)) tok = load_tokenizer(tok_dir);
+  ro.tokenizer = tok.get();
+  std::optional<TokenizerConfig> tcfg;
+  if (o.chat) {
+    namespace fs = std::filesystem;
+    // --tokenizer may name a tokenizer.json file; its folder holds tokenizer_config.json.
+    const std::string cfg_dir = fs::is_directory(tok_dir) ? tok_dir : fs::path(tok_dir).parent_path().string();
+    tcfg = load_tokenizer_config(cfg_dir);
+    std::optional<bool> think;
+    if (o.think == "on") think = true;
+    if (o.think == "off") think = false;
+    ro.render_prompt = [&tcfg, think, system = o.system](const std::string& user) {
+      std::vector<ChatMessage> msgs;
+      if (!system.empty()) msgs.push_back({"system", system});
+      msgs.push_back({"user", user});
+      return apply_chat_template(*tcfg, msgs, /*add_generation_prompt=*/true, think);
+    };
+  }
   return read_pairs_jsonl(o.data, ro);
 }
 

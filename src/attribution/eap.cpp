@@ -1,4 +1,4 @@
-// EAP and EAP-IG-inputs. The only autograd-API user of the library: gradients with respect to the
+// EAP, EAP-IG-inputs and EAP-IG-activations. The only autograd-API user of the library: gradients with respect to the
 // hook points' tensors come from torch::autograd::grad, never from parameter gradients.
 #include "circuitscope/eap.hpp"
 
@@ -19,7 +19,9 @@ MetricKind parse_metric(const std::string& s) {
   if (s == "logit-diff") return MetricKind::kLogitDiff;
   if (s == "prob-diff") return MetricKind::kProbDiff;
   if (s == "kl") return MetricKind::kKl;
-  throw Error(ErrorCode::kUsage, "metric '" + s + "': expected logit-diff, prob-diff or kl");
+  if (s == "seq-logprob") return MetricKind::kSeqLogprob;
+  if (s == "seq-kl") return MetricKind::kSeqKl;
+  throw Error(ErrorCode::kUsage, "metric '" + s + "': expected logit-diff, prob-diff, kl, seq-logprob or seq-kl");
 }
 
 const char* metric_name(MetricKind m) {
@@ -27,6 +29,8 @@ const char* metric_name(MetricKind m) {
     case MetricKind::kLogitDiff: return "logit-diff";
     case MetricKind::kProbDiff: return "prob-diff";
     case MetricKind::kKl: return "kl";
+    case MetricKind::kSeqLogprob: return "seq-logprob";
+    case MetricKind::kSeqKl: return "seq-kl";
   }
   return "?";
 }
@@ -47,15 +51,24 @@ at::Tensor rows_at(const at::Tensor& logits, const at::Tensor& pos) {  // [B,T,V
   return logits.gather(1, pos.view({B, 1, 1}).expand({B, 1, V})).squeeze(1).to(at::kFloat);
 }
 
+bool is_seq(MetricKind m) { return m == MetricKind::kSeqLogprob || m == MetricKind::kSeqKl; }
+bool needs_answer(MetricKind m) { return m == MetricKind::kLogitDiff || m == MetricKind::kProbDiff; }
+
 void check_batch(const HookedTransformer& model, const AttributionBatch& b, MetricKind metric) {
   if (!b.clean_ids.defined() || !b.corrupted_ids.defined() || b.clean_ids.dim() != 2 ||
       b.clean_ids.sizes() != b.corrupted_ids.sizes())
-    throw Error(ErrorCode::kInput, "attribution batch: clean_ids and corrupted_ids must both be [B,T] of one shape; found " +
+    throw Error(ErrorCode::kInput, "attribution batch: clean_ids and corrupted_ids must both be [B,T] of one shape (pad the "
+                                   "shorter one); found " +
                                        (b.clean_ids.defined() ? shape_str(b.clean_ids.sizes()) : std::string("none")) +
                                        " and " +
                                        (b.corrupted_ids.defined() ? shape_str(b.corrupted_ids.sizes()) : std::string("none")));
   const int64_t B = b.clean_ids.size(0);
-  if (metric != MetricKind::kKl) {
+  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor*>{"attention_mask", &b.attention_mask},
+                                {"corrupted_mask", &b.corrupted_mask}})
+    if (t->defined() && t->sizes() != b.clean_ids.sizes())
+      throw Error(ErrorCode::kInput, std::string("attribution batch: ") + name + " has shape " + shape_str(t->sizes()) +
+                                         "; expected " + shape_str(b.clean_ids.sizes()));
+  if (needs_answer(metric)) {
     if (!b.answer_ids.defined() || !b.wrong_ids.defined() || b.answer_ids.numel() != B || b.wrong_ids.numel() != B)
       throw Error(ErrorCode::kInput, std::string("attribution batch: metric ") + metric_name(metric) +
                                          " needs answer_ids and wrong_ids with one id per example (" + std::to_string(B) + ")");
@@ -65,6 +78,21 @@ void check_batch(const HookedTransformer& model, const AttributionBatch& b, Metr
       if ((c < 0).logical_or(c >= V).any().item<bool>())
         throw Error(ErrorCode::kInput, "attribution batch: answer/wrong id out of range: vocab_size is " + std::to_string(V));
     }
+  }
+  if (is_seq(metric)) {
+    if (!b.target_ids.defined() || !b.target_mask.defined() || b.target_ids.sizes() != b.clean_ids.sizes() ||
+        b.target_mask.sizes() != b.clean_ids.sizes())
+      throw Error(ErrorCode::kInput, std::string("attribution batch: metric ") + metric_name(metric) +
+                                         " needs target_ids and target_mask of shape " + shape_str(b.clean_ids.sizes()) +
+                                         " (pairs with a clean continuation)");
+    const at::Tensor n = b.target_mask.to(at::kCPU).ne(0).sum(1);
+    if ((n == 0).any().item<bool>())
+      throw Error(ErrorCode::kInput, std::string("attribution batch: metric ") + metric_name(metric) +
+                                         " needs at least one supervised position in every example");
+    const at::Tensor t = b.target_ids.to(at::kCPU, at::kLong);
+    if ((t < 0).logical_or(t >= model.config().vocab_size).any().item<bool>())
+      throw Error(ErrorCode::kInput, "attribution batch: target id out of range: vocab_size is " +
+                                         std::to_string(model.config().vocab_size));
   }
 }
 
@@ -103,19 +131,27 @@ RunActs run_upstream(HookedTransformer& model, const Graph& graph, const at::Ten
 struct DownGrads {
   std::vector<at::Tensor> q, k, v, mlp;  // per layer [B,T,H,D], [B,T,H|K,D] x2, [B,T,D]
   at::Tensor logits;                      // [B,T,D]
+  bool owned = false;                     // the tensors are this struct's own (safe to add into)
   void add(DownGrads&& o) {
     if (!logits.defined()) {
       *this = std::move(o);
       return;
     }
-    // Out of place: gradients returned by autograd may share storage with each other.
-    for (size_t l = 0; l < q.size(); ++l) {
-      q[l] = q[l] + o.q[l];
-      k[l] = k[l] + o.k[l];
-      v[l] = v[l] + o.v[l];
-      mlp[l] = mlp[l] + o.mlp[l];
+    // The first run's gradients are cloned once (autograd may hand out tensors that share storage),
+    // later runs are added in place.
+    if (!owned) {
+      for (auto* vec : {&q, &k, &v, &mlp})
+        for (auto& t : *vec) t = t.clone();
+      logits = logits.clone();
+      owned = true;
     }
-    logits = logits + o.logits;
+    for (size_t l = 0; l < q.size(); ++l) {
+      q[l].add_(o.q[l]);
+      k[l].add_(o.k[l]);
+      v[l].add_(o.v[l]);
+      mlp[l].add_(o.mlp[l]);
+    }
+    logits.add_(o.logits);
   }
 };
 
@@ -123,9 +159,16 @@ using Grad = torch::autograd::variable_list;
 
 at::Tensor or_zeros(const at::Tensor& g, const at::Tensor& like) { return g.defined() ? g : at::zeros_like(like); }
 
-// One backward pass on `ids` (embeddings replaced by `embed` when defined).
-DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch, const at::Tensor& embed,
-                       const at::Tensor& positions, const at::Tensor& clean_logits, const EapOptions& opts) {
+// A hook point whose output a gradient run replaces (hook_embed, blocks.{l}.attn.hook_result or
+// blocks.{l}.hook_mlp_out); none when value is undefined.
+struct Replace {
+  std::string hook;
+  at::Tensor value;
+};
+
+// One backward pass on `ids` under `mask`, the metric read as `batch` says.
+DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch, const at::Tensor& ids,
+                       const at::Tensor& mask, const Replace& rep, const at::Tensor& clean_logits, const EapOptions& opts) {
   c10::AutoGradMode grad_on(true);
   HookManager& hm = model.hooks();
   const auto& cfg = model.config();
@@ -145,9 +188,12 @@ DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const Attri
     };
   };
   std::vector<HookHandle> handles;
-  handles.push_back(hm.add("hook_embed", [&embed](const at::Tensor& x, const HookContext&) {
-    return (embed.defined() ? embed : x).detach().requires_grad_(true);
+  const bool new_embed = rep.value.defined() && rep.hook == "hook_embed";
+  handles.push_back(hm.add("hook_embed", [&](const at::Tensor& x, const HookContext&) {
+    return (new_embed ? rep.value : x).detach().requires_grad_(true);
   }));
+  if (rep.value.defined() && !new_embed)
+    handles.push_back(hm.add(rep.hook, [&rep](const at::Tensor&, const HookContext&) { return rep.value; }));
   handles.push_back(hm.add("blocks.*.hook_q_input", store(xq)));
   handles.push_back(hm.add("blocks.*.hook_k_input", store(xk)));
   handles.push_back(hm.add("blocks.*.hook_v_input", store(xv)));
@@ -164,12 +210,10 @@ DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const Attri
     handles.push_back(hm.add("blocks.*.attn.hook_z", store(z)));
     handles.push_back(hm.add("blocks.*.attn.hook_v", store(vv)));
   }
-  at::Tensor logits = model.forward(batch.clean_ids, batch.attention_mask);
+  at::Tensor logits = model.forward(ids, mask);
   handles.clear();  // the captured tensors stay alive; the hooks are no longer needed
 
-  AttributionBatch b = batch;
-  b.positions = positions;
-  at::Tensor metric = metric_per_example(opts.metric, logits, b, clean_logits).mean();
+  at::Tensor metric = metric_per_example(opts.metric, logits, batch, clean_logits).mean();
   if (opts.loss) metric = -metric;
 
   // Inputs: per layer q input, then k/v inputs (per kv head) or scores and z (per query head), MLP input; last resid.
@@ -209,10 +253,10 @@ DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const Attri
         // head g*G + j uses kv head g
         at::Tensor cotk = ck.view({B, S, K, G, Dh}).select(3, j).contiguous();
         at::Tensor cotv = cv.view({B, S, K, G, Dh}).select(3, j).contiguous();
-        Grad pk = torch::autograd::grad({rk[l]}, {xk[l]}, {cotk}, true, false, true);
-        Grad pv = torch::autograd::grad({vv[l]}, {xv[l]}, {cotv}, true, false, true);
-        gk.select(3, j).copy_(or_zeros(pk[0], xk[l]).detach());
-        gv.select(3, j).copy_(or_zeros(pv[0], xv[l]).detach());
+        // One engine call for both paths (they share no nodes between these ends).
+        Grad p = torch::autograd::grad({rk[l], vv[l]}, {xk[l], xv[l]}, {cotk, cotv}, true, false, true);
+        gk.select(3, j).copy_(or_zeros(p[0], xk[l]).detach());
+        gv.select(3, j).copy_(or_zeros(p[1], xv[l]).detach());
       }
       out.k.push_back(gk.view({B, S, H, D}));
       out.v.push_back(gv.view({B, S, H, D}));
@@ -232,6 +276,30 @@ DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const Attri
 
 at::Tensor metric_per_example(MetricKind kind, const at::Tensor& logits, const AttributionBatch& batch,
                               const at::Tensor& clean_logits) {
+  if ((kind == MetricKind::kKl || kind == MetricKind::kSeqKl) && !clean_logits.defined())
+    throw Error(ErrorCode::kInternal, std::string("metric ") + metric_name(kind) + " needs the clean run's logits as reference");
+  if (is_seq(kind)) {
+    if (!batch.target_ids.defined() || !batch.target_mask.defined())
+      throw Error(ErrorCode::kInput, std::string("metric ") + metric_name(kind) + " needs target_ids and target_mask");
+    const auto dev = logits.device();
+    const at::Tensor tm = batch.target_mask.to(dev).ne(0);  // [B,T]
+    const at::Tensor n = tm.sum(1);
+    if ((n == 0).any().item<bool>())
+      throw Error(ErrorCode::kInput, std::string("metric ") + metric_name(kind) + ": an example has no supervised position");
+    // Only the span of supervised positions goes through log_softmax ([B,span,V] in float32).
+    const at::Tensor any_t = tm.any(0).nonzero().view(-1);
+    const int64_t t0 = any_t.min().item<int64_t>(), span = any_t.max().item<int64_t>() - t0 + 1;
+    const at::Tensor lp = at::log_softmax(logits.narrow(1, t0, span).to(at::kFloat), -1);
+    at::Tensor v;  // [B,span]
+    if (kind == MetricKind::kSeqLogprob) {
+      v = lp.gather(2, batch.target_ids.to(dev, at::kLong).narrow(1, t0, span).unsqueeze(2)).squeeze(2);
+    } else {
+      const at::Tensor lpc = at::log_softmax(clean_logits.detach().narrow(1, t0, span).to(at::kFloat), -1);
+      v = (lpc.exp() * (lpc - lp)).sum(-1);
+    }
+    const at::Tensor w = tm.narrow(1, t0, span).to(at::kFloat);
+    return (v * w).sum(1) / n.to(at::kFloat);
+  }
   const at::Tensor pos = metric_positions(batch, logits.device());
   const at::Tensor last = rows_at(logits, pos);  // [B,V]
   const int64_t B = last.size(0);
@@ -244,12 +312,11 @@ at::Tensor metric_per_example(MetricKind kind, const at::Tensor& logits, const A
       return (v.gather(1, a) - v.gather(1, w)).squeeze(1);
     }
     case MetricKind::kKl: {
-      if (!clean_logits.defined())
-        throw Error(ErrorCode::kInternal, "metric kl needs the clean run's logits as reference");
       at::Tensor lp = at::log_softmax(last, -1);
       at::Tensor lpc = at::log_softmax(rows_at(clean_logits.detach(), pos), -1);
       return (lpc.exp() * (lpc - lp)).sum(-1);
     }
+    default: break;
   }
   throw Error(ErrorCode::kInternal, "unknown metric");
 }
@@ -259,19 +326,49 @@ at::Tensor upstream_activations(HookedTransformer& model, const Graph& graph, co
   return run_upstream(model, graph, ids, attention_mask).acts;
 }
 
+namespace {
+
+// scores[r0:r1, v] += scale * sum over b,t,d of delta[b,t,u,d] g_v[b,t,d] for every downstream node
+// v that sees the rows (u < v's n_visible).
+void add_scores(at::Tensor& scores, const Graph& graph, const at::Tensor& delta, const DownGrads& grads, double scale,
+                int64_t r0, int64_t r1) {
+  const auto& s = graph.spec();
+  const int64_t L = s.n_layers, H = s.n_heads, U = graph.n_upstream(), nkv = graph.kv_nodes_per_layer();
+  auto node = [&](int64_t vis, const at::Tensor& g, int64_t first_down) {  // g [B,T,N,D]
+    const int64_t hi = std::min(vis, r1);
+    if (hi <= r0) return;
+    at::Tensor sc = at::einsum("btud,btnd->un", {delta.narrow(2, r0, hi - r0), g.to(at::kFloat)}) * scale;
+    scores.narrow(0, r0, hi - r0).narrow(1, first_down, g.size(2)).add_(sc);
+  };
+  for (int64_t l = 0; l < L; ++l) {
+    const int64_t vis = 1 + l * (H + 1);
+    node(vis, grads.q[l], graph.downstream_q(l, 0));
+    if (grads.k[l].size(2) != nkv) throw Error(ErrorCode::kInternal, "k gradient has the wrong number of nodes");
+    node(vis, grads.k[l], graph.downstream_k(l, 0));
+    node(vis, grads.v[l], graph.downstream_v(l, 0));
+    node(vis + H, grads.mlp[l].unsqueeze(2), graph.downstream_mlp(l));
+  }
+  node(U, grads.logits.unsqueeze(2), graph.downstream_logits());
+}
+
+}  // namespace
+
 EapResult eap_scores(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch_in, const EapOptions& opts) {
   check_batch(model, batch_in, opts.metric);
   if (opts.ig_steps < 0) throw Error(ErrorCode::kUsage, "ig steps must be >= 0; found " + std::to_string(opts.ig_steps));
+  if (opts.clean_corrupted && opts.ig_steps != 0)
+    throw Error(ErrorCode::kUsage, "clean-corrupted takes no ig steps; found " + std::to_string(opts.ig_steps));
   const auto dev = model.device();
   AttributionBatch batch = batch_in;
   batch.clean_ids = batch.clean_ids.to(dev, at::kLong);
   batch.corrupted_ids = batch.corrupted_ids.to(dev, at::kLong);
   if (batch.attention_mask.defined()) batch.attention_mask = batch.attention_mask.to(dev);
-  const at::Tensor positions = metric_positions(batch, dev);
-  batch.positions = positions;
+  batch.corrupted_mask = batch.corrupted_mask.defined() ? batch.corrupted_mask.to(dev) : batch.attention_mask;
+  batch.positions = metric_positions(batch, dev);
+  const at::Tensor& clean_mask = batch.attention_mask;
 
-  RunActs clean = run_upstream(model, graph, batch.clean_ids, batch.attention_mask);
-  RunActs corr = run_upstream(model, graph, batch.corrupted_ids, batch.attention_mask);
+  RunActs clean = run_upstream(model, graph, batch.clean_ids, clean_mask);
+  RunActs corr = run_upstream(model, graph, batch.corrupted_ids, batch.corrupted_mask);
   const double sign = opts.loss ? -1.0 : 1.0;
   EapResult res;
   res.n_examples = batch.clean_ids.size(0);
@@ -280,47 +377,67 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
     res.metric_clean = sign * metric_per_example(opts.metric, clean.logits, batch, clean.logits).mean().item<double>();
     res.metric_corrupted = sign * metric_per_example(opts.metric, corr.logits, batch, clean.logits).mean().item<double>();
   }
+  const at::Tensor& ids = batch.clean_ids;
+  auto delta = [&] {
+    c10::AutoGradMode no_grad(false);
+    return clean.acts.to(at::kFloat) - corr.acts.to(at::kFloat);  // [B,T,U,D]
+  };
+  const int64_t U = graph.n_upstream();
 
-  if (opts.clean_corrupted && opts.ig_steps != 0)
-    throw Error(ErrorCode::kUsage, "clean-corrupted takes no ig steps; found " + std::to_string(opts.ig_steps));
+  if (opts.ig_steps > 0 && opts.ig_mode == IgMode::kActivations) {
+    // Each upstream group (the embeddings, one layer's heads, one MLP) interpolated in its own m runs.
+    const auto& s = graph.spec();
+    const int64_t L = s.n_layers, H = s.n_heads;
+    const at::Tensor d = delta();
+    at::Tensor scores = at::zeros({U, graph.n_downstream()}, d.options());
+    const double inv_steps = 1.0 / opts.ig_steps;
+    for (int64_t gi = 0; gi < 2 * L + 1; ++gi) {
+      const int64_t l = (gi - 1) / 2;
+      const bool attn = gi > 0 && gi % 2 == 1;
+      const int64_t r0 = gi == 0 ? 0 : 1 + l * (H + 1) + (attn ? 0 : H);
+      const int64_t n = attn ? H : 1;
+      const std::string hook = gi == 0 ? std::string("hook_embed")
+                                       : "blocks." + std::to_string(l) + (attn ? ".attn.hook_result" : ".hook_mlp_out");
+      at::Tensor zc = clean.acts.narrow(2, r0, n), zx = corr.acts.narrow(2, r0, n);
+      if (!attn) {
+        zc = zc.squeeze(2);
+        zx = zx.squeeze(2);
+      }
+      DownGrads grads;
+      for (int k = 1; k <= opts.ig_steps; ++k) {
+        const double a = static_cast<double>(k) / opts.ig_steps;
+        grads.add(gradient_run(model, graph, batch, ids, clean_mask, {hook, zx + a * (zc - zx)}, clean.logits, opts));
+      }
+      c10::AutoGradMode no_grad(false);
+      add_scores(scores, graph, d, grads, inv_steps, r0, r0 + n);
+    }
+    res.scores = scores.to(at::kCPU);
+    return res;
+  }
+
   DownGrads grads;
   int n_runs = 1;
   if (opts.clean_corrupted) {
-    grads = gradient_run(model, graph, batch, {}, positions, clean.logits, opts);
-    // The corrupted run: its embeddings on the clean ids (ids enter the model only through them).
-    grads.add(gradient_run(model, graph, batch, corr.acts.select(2, 0), positions, clean.logits, opts));
+    grads = gradient_run(model, graph, batch, ids, clean_mask, {}, clean.logits, opts);
+    grads.add(gradient_run(model, graph, batch, batch.corrupted_ids, batch.corrupted_mask, {}, clean.logits, opts));
     n_runs = 2;
   } else if (opts.ig_steps == 0) {
-    grads = gradient_run(model, graph, batch, {}, positions, clean.logits, opts);
+    grads = gradient_run(model, graph, batch, ids, clean_mask, {}, clean.logits, opts);
   } else {
     n_runs = opts.ig_steps;
     const at::Tensor e_clean = clean.acts.select(2, 0), e_corr = corr.acts.select(2, 0);
     for (int k = 0; k < opts.ig_steps; ++k) {
       const double a = static_cast<double>(k) / opts.ig_steps;
-      grads.add(gradient_run(model, graph, batch, e_corr + a * (e_clean - e_corr), positions, clean.logits, opts));
+      grads.add(gradient_run(model, graph, batch, ids, clean_mask, {"hook_embed", e_corr + a * (e_clean - e_corr)},
+                             clean.logits, opts));
     }
   }
 
   // Scores in float32: delta [B,T,U,D] against each downstream node's averaged gradient.
   c10::AutoGradMode no_grad(false);
-  const double inv_steps = 1.0 / n_runs;
-  const at::Tensor delta = (clean.acts.to(at::kFloat) - corr.acts.to(at::kFloat));
-  const auto& s = graph.spec();
-  const int64_t L = s.n_layers, H = s.n_heads, U = graph.n_upstream(), nkv = graph.kv_nodes_per_layer();
-  at::Tensor scores = at::zeros({U, graph.n_downstream()}, delta.options());
-  auto node_scores = [&](int64_t vis, const at::Tensor& g, int64_t first_down) {  // g [B,T,N,D]
-    at::Tensor sc = at::einsum("btud,btnd->un", {delta.narrow(2, 0, vis), g.to(at::kFloat)}) * inv_steps;
-    scores.narrow(0, 0, vis).narrow(1, first_down, g.size(2)).copy_(sc);
-  };
-  for (int64_t l = 0; l < L; ++l) {
-    const int64_t vis = 1 + l * (H + 1);
-    node_scores(vis, grads.q[l], graph.downstream_q(l, 0));
-    if (grads.k[l].size(2) != nkv) throw Error(ErrorCode::kInternal, "k gradient has the wrong number of nodes");
-    node_scores(vis, grads.k[l], graph.downstream_k(l, 0));
-    node_scores(vis, grads.v[l], graph.downstream_v(l, 0));
-    node_scores(vis + H, grads.mlp[l].unsqueeze(2), graph.downstream_mlp(l));
-  }
-  node_scores(U, grads.logits.unsqueeze(2), graph.downstream_logits());
+  const at::Tensor d = delta();
+  at::Tensor scores = at::zeros({U, graph.n_downstream()}, d.options());
+  add_scores(scores, graph, d, grads, 1.0 / n_runs, 0, U);
   res.scores = scores.to(at::kCPU);
   return res;
 }
@@ -330,30 +447,54 @@ AttributionBatch make_attribution_batch(const std::vector<PairExample>& examples
     throw Error(ErrorCode::kInternal, "make_attribution_batch: bad range [" + std::to_string(begin) + "," + std::to_string(end) + ")");
   const int64_t B = static_cast<int64_t>(end - begin);
   int64_t T = 0;
-  for (size_t i = begin; i < end; ++i) T = std::max<int64_t>(T, static_cast<int64_t>(examples[i].clean_ids.size()));
+  bool seq = false;
+  for (size_t i = begin; i < end; ++i) {
+    T = std::max<int64_t>(T, static_cast<int64_t>(std::max(examples[i].clean_ids.size(), examples[i].corrupted_ids.size())));
+    seq = seq || examples[i].n_supervised > 0;
+  }
   AttributionBatch b;
   b.clean_ids = at::zeros({B, T}, at::kLong);
   b.corrupted_ids = at::zeros({B, T}, at::kLong);
   b.attention_mask = at::zeros({B, T}, at::kLong);
+  b.corrupted_mask = at::zeros({B, T}, at::kLong);
   b.answer_ids = at::empty({B}, at::kLong);
   b.wrong_ids = at::empty({B}, at::kLong);
-  auto clean = b.clean_ids.accessor<int64_t, 2>();
-  auto corr = b.corrupted_ids.accessor<int64_t, 2>();
-  auto mask = b.attention_mask.accessor<int64_t, 2>();
+  b.positions = at::empty({B}, at::kLong);
+  if (seq) {
+    b.target_ids = at::zeros({B, T}, at::kLong);
+    b.target_mask = at::zeros({B, T}, at::kLong);
+  }
+  auto fill = [&](const std::vector<int64_t>& src, at::Tensor& ids, at::Tensor& mask, int64_t r) {
+    auto a = ids.accessor<int64_t, 2>();
+    auto m = mask.accessor<int64_t, 2>();
+    for (size_t t = 0; t < src.size(); ++t) {
+      a[r][t] = src[t];
+      m[r][t] = 1;
+    }
+  };
   for (int64_t r = 0; r < B; ++r) {
     const PairExample& ex = examples[begin + r];
     const int64_t n = static_cast<int64_t>(ex.clean_ids.size());
-    if (ex.corrupted_ids.size() != ex.clean_ids.size())
-      throw Error(ErrorCode::kInput, "example from line " + std::to_string(ex.line) + ": clean and corrupted lengths differ");
-    for (int64_t t = 0; t < n; ++t) {
-      clean[r][T - n + t] = ex.clean_ids[t];
-      corr[r][T - n + t] = ex.corrupted_ids[t];
-      mask[r][T - n + t] = 1;
-    }
+    if (n == 0 || ex.corrupted_ids.empty())
+      throw Error(ErrorCode::kInput, "example from line " + std::to_string(ex.line) + " has an empty clean or corrupted side");
+    fill(ex.clean_ids, b.clean_ids, b.attention_mask, r);
+    fill(ex.corrupted_ids, b.corrupted_ids, b.corrupted_mask, r);
     b.answer_ids[r] = ex.answer_id;
     b.wrong_ids[r] = ex.wrong_id;
+    b.positions[r] = n - 1;
+    if (ex.n_supervised > 0) {
+      if (ex.n_supervised >= n)
+        throw Error(ErrorCode::kInput, "example from line " + std::to_string(ex.line) + ": " + std::to_string(ex.n_supervised) +
+                                           " supervised tokens need a prompt before them; it has " + std::to_string(n) + " tokens");
+      auto tid = b.target_ids.accessor<int64_t, 2>();
+      auto tm = b.target_mask.accessor<int64_t, 2>();
+      // Token t (t >= n - n_supervised) is predicted at position t - 1.
+      for (int64_t t = n - ex.n_supervised; t < n; ++t) {
+        tid[r][t - 1] = ex.clean_ids[t];
+        tm[r][t - 1] = 1;
+      }
+    }
   }
-  b.positions = at::full({B}, T - 1, at::kLong);
   return b;
 }
 

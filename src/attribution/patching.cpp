@@ -74,7 +74,7 @@ double circuit_metric(HookedTransformer& model, const Graph& graph, const Attrib
                                          std::to_string(model.config().d_model) + "]");
     corr = reference.to(dev, model.dtype());
   } else {
-    corr = upstream_activations(model, graph, b.corrupted_ids, b.attention_mask);
+    corr = upstream_activations(model, graph, b.corrupted_ids, b.corrupted_mask.defined() ? b.corrupted_mask : b.attention_mask);
   }
   if (!out.any().item<bool>()) return mean_metric(metric, clean_logits, b, clean_logits, loss);
 
