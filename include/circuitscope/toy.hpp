@@ -44,6 +44,9 @@ ArithProblem parse_problem(const std::string& text);
 // The integer after the last "=" or, failing that, the last integer in `completion`; nullopt if none.
 std::optional<int64_t> extract_answer(const std::string& completion);
 
+// The toy lab's default task: 2 or 3 operands in [0, 9] joined by + - *.
+inline ArithSpec toy_default_spec() { return ArithSpec{2, 3, 9, "+-*"}; }
+
 // ---------------------------------------------------------------------------------------------
 // Held-out split: a problem belongs to the evaluation set when a hash of its text falls below
 // eval_fraction, so training never samples an evaluation problem whatever the seed.
@@ -128,13 +131,13 @@ struct TrainOptions {
   std::string stage = "base";  // base | sft | grpo
   std::string out_dir;
   std::string init_dir;  // sft, grpo: the starting checkpoint (grpo: also the KL reference)
-  ArithSpec spec;
+  ArithSpec spec = toy_default_spec();
   double eval_fraction = 0.1;
   ToyModelShape shape;  // used when there is no init_dir
   uint64_t seed = 1;
   int64_t steps = 0;        // 0: the stage's default
   int64_t save_every = 0;   // 0: steps / 4
-  int64_t batch_size = 0;   // base, sft: sequences per step; grpo: prompts per step. 0: default
+  int64_t batch_size = 0;   // base, sft: sequences per step (32); grpo: prompts per step (8). 0: default
   double lr = 0.0;          // 0: the stage's default
   double weight_decay = 0.01;
   double warmup_fraction = 0.05;
@@ -175,7 +178,7 @@ struct EvalOptions {
   uint64_t seed = 1234;
   int64_t batch_size = 100;
   int64_t max_new_tokens = 64;
-  ArithSpec spec;
+  ArithSpec spec = toy_default_spec();
   double eval_fraction = 0.1;
 };
 struct EvalExample {

@@ -23,9 +23,9 @@ TrainOptions resolve_train_defaults(TrainOptions o) {
   if (o.stage != "base" && o.stage != "sft" && o.stage != "grpo")
     throw Error(ErrorCode::kUsage, "toy stage '" + o.stage + "' is not known; expected base, sft or grpo");
   const bool grpo = o.stage == "grpo";
-  if (o.steps <= 0) o.steps = o.stage == "base" ? 600 : o.stage == "sft" ? 400 : 40;
-  if (o.batch_size <= 0) o.batch_size = grpo ? 8 : 64;
-  if (o.lr <= 0) o.lr = o.stage == "base" ? 2e-3 : o.stage == "sft" ? 1e-3 : 1e-4;
+  if (o.steps <= 0) o.steps = o.stage == "base" ? 600 : o.stage == "sft" ? 800 : 40;
+  if (o.batch_size <= 0) o.batch_size = grpo ? 8 : 32;
+  if (o.lr <= 0) o.lr = o.stage == "base" ? 3e-3 : o.stage == "sft" ? 2e-3 : 1e-4;
   if (o.save_every <= 0) o.save_every = std::max<int64_t>(1, o.steps / 4);
   if (!o.think) o.think = o.stage != "base";
   if (grpo && o.init_dir.empty()) throw Error(ErrorCode::kUsage, "toy train --stage grpo needs --init (an sft or base checkpoint)");
