@@ -25,9 +25,30 @@ double circuit_metric(HookedTransformer& model, const Graph& graph, const Attrib
                       const at::Tensor& in_circuit, MetricKind metric, bool loss = false,
                       const at::Tensor& reference = {});
 
-enum class Intervention { kPatch, kZero };  // corrupted values, or zeros
-Intervention parse_intervention(const std::string& s);  // "patch" | "zero"
+// What an edge outside the circuit carries (the value of its upstream node z_u):
+//  kPatch:          z_u of the corrupted run of the same example (interchange);
+//  kZero:           0;
+//  kMean:           the mean of z_u over every real token of every example of the dataset;
+//  kMeanPositional: the mean of z_u at each token position (counted from the example's first real
+//                   token) over the examples that have that position.
+// Means are taken over the clean inputs by default (as the EAP-IG reference's
+// compute_mean_activations does with the first element of each batch) or the corrupted ones.
+enum class Intervention { kPatch, kZero, kMean, kMeanPositional };
+Intervention parse_intervention(const std::string& s);  // "patch" | "zero" | "mean" | "mean-positional"
 const char* intervention_name(Intervention i);
+
+enum class MeanSource { kClean, kCorrupted };
+MeanSource parse_mean_source(const std::string& s);  // "clean" | "corrupted"
+const char* mean_source_name(MeanSource m);
+
+// Mean upstream activations over the examples' real tokens: [U,D] (positional = false) or [P,U,D]
+// with P the longest example (positional), float32 on the model's device.
+at::Tensor mean_upstream_activations(HookedTransformer& model, const Graph& graph,
+                                     const std::vector<PairExample>& examples, bool positional, MeanSource source,
+                                     int64_t batch_size);
+// The [B,T,U,D] reference for circuit_metric on one batch from such means (compute dtype); positions
+// count from each row's first real token (attention_mask), padding rows get position 0's mean.
+at::Tensor mean_reference(const at::Tensor& means, const AttributionBatch& batch, bool positional, at::ScalarType dtype);
 
 // Exact edge patching: score(e) = M(clean) - M(clean with only e patched), for each listed edge
 // index; positive = the edge supports the metric (same sign convention as eap_scores).
@@ -56,5 +77,13 @@ struct Faithfulness {
 Faithfulness faithfulness(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
                           const std::vector<char>& edge_mask, MetricKind metric, bool loss, int64_t batch_size,
                           Intervention intervention = Intervention::kPatch);
+
+// Several circuits on the same examples (a sweep over circuit sizes): the baselines and the means
+// are computed once. One result per mask, in order.
+std::vector<Faithfulness> faithfulness(HookedTransformer& model, const Graph& graph,
+                                       const std::vector<PairExample>& examples,
+                                       const std::vector<std::vector<char>>& edge_masks, MetricKind metric, bool loss,
+                                       int64_t batch_size, Intervention intervention,
+                                       MeanSource mean_source = MeanSource::kClean);
 
 }  // namespace circuitscope

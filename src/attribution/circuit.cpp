@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <queue>
 
 #include "circuitscope/error.hpp"
 
@@ -100,5 +101,93 @@ int64_t prune(const Graph& g, EdgeMask& m) {
 }
 
 int64_t count_edges(const EdgeMask& m) { return std::count(m.begin(), m.end(), 1); }
+
+EdgeMask select_greedy(const Graph& g, const std::vector<double>& s, int64_t n, bool absolute) {
+  check_scores(g, s);
+  if (n < 0) throw Error(ErrorCode::kUsage, "greedy: the number of edges must be >= 0; found " + std::to_string(n));
+  const auto own = owners(g);
+  // Downstream nodes (inputs) of each upstream node: a head's q/k/v, an MLP's input.
+  std::vector<std::vector<int64_t>> inputs(g.n_upstream());
+  for (int64_t d = 0; d < g.n_downstream(); ++d)
+    for (int64_t u : own[d]) inputs[u].push_back(d);
+  // Max-heap on the key; among equal keys the lower edge index first.
+  using Item = std::pair<double, int64_t>;
+  auto worse = [](const Item& a, const Item& b) { return a.first < b.first || (a.first == b.first && a.second > b.second); };
+  std::priority_queue<Item, std::vector<Item>, decltype(worse)> cand(worse);
+  std::vector<char> queued(g.n_downstream(), 0);
+  auto push_inputs_of = [&](int64_t d) {
+    if (queued[d]) return;  // a kv node of a per-kv-head graph is shared by the heads of its group
+    queued[d] = 1;
+    for (int64_t w = 0; w < g.downstream()[d].n_visible; ++w) {
+      const int64_t e = g.edge_index(w, d);
+      cand.emplace(absolute ? std::abs(s[e]) : s[e], e);
+    }
+  };
+  push_inputs_of(g.downstream_logits());
+  std::vector<char> node_in(g.n_upstream(), 0);
+  EdgeMask m(s.size(), 0);
+  for (int64_t k = 0; k < n && !cand.empty(); ++k) {
+    const int64_t e = cand.top().second;
+    cand.pop();
+    m[e] = 1;
+    const int64_t u = g.edge_nodes(e).first;
+    if (node_in[u]) continue;
+    node_in[u] = 1;
+    for (int64_t d : inputs[u]) push_inputs_of(d);
+  }
+  return m;
+}
+
+const char* selection_name(SelectionKind k) {
+  switch (k) {
+    case SelectionKind::kNone: return "none";
+    case SelectionKind::kTopN: return "top-n";
+    case SelectionKind::kThreshold: return "threshold";
+    case SelectionKind::kGreedy: return "greedy";
+    case SelectionKind::kSimplify: return "simplify";
+  }
+  return "?";
+}
+
+SelectionKind parse_selection(const std::string& s) {
+  for (SelectionKind k : {SelectionKind::kNone, SelectionKind::kTopN, SelectionKind::kThreshold, SelectionKind::kGreedy,
+                          SelectionKind::kSimplify})
+    if (s == selection_name(k)) return k;
+  throw Error(ErrorCode::kInput, "circuit selection '" + s + "': expected none, top-n, threshold, greedy or simplify");
+}
+
+SelectedCircuit select_circuit(const Graph& g, const std::vector<double>& s, const Selection& sel) {
+  SelectedCircuit out;
+  switch (sel.kind) {
+    case SelectionKind::kNone: out.mask.assign(g.n_edges(), 0); return out;
+    case SelectionKind::kTopN: out.mask = select_top_n(g, s, sel.n, sel.absolute); break;
+    case SelectionKind::kThreshold: out.mask = select_threshold(g, s, sel.tau, sel.absolute); break;
+    case SelectionKind::kGreedy: out.mask = select_greedy(g, s, sel.n, sel.absolute); break;
+    case SelectionKind::kSimplify: {
+      out.mask = select_top_n(g, s, sel.n, sel.absolute);
+      const EdgeMask t = select_threshold(g, s, sel.tau, sel.absolute);
+      for (size_t e = 0; e < out.mask.size(); ++e) out.mask[e] = out.mask[e] && t[e];
+      break;
+    }
+  }
+  out.selected = count_edges(out.mask);
+  out.pruned = prune(g, out.mask);
+  return out;
+}
+
+std::vector<char> upstream_in_circuit(const Graph& g, const EdgeMask& m) {
+  if (static_cast<int64_t>(m.size()) != g.n_edges())
+    throw Error(ErrorCode::kInput, "circuit mask has " + std::to_string(m.size()) + " entries for a graph of " +
+                                       std::to_string(g.n_edges()) + " edges");
+  const auto own = owners(g);
+  std::vector<char> in(g.n_upstream(), 0);
+  for (int64_t e = 0; e < g.n_edges(); ++e) {
+    if (!m[e]) continue;
+    auto [u, d] = g.edge_nodes(e);
+    in[u] = 1;
+    for (int64_t o : own[d]) in[o] = 1;
+  }
+  return in;
+}
 
 }  // namespace circuitscope
