@@ -87,3 +87,50 @@ std::vector<Faithfulness> faithfulness(HookedTransformer& model, const Graph& gr
                                        MeanSource mean_source = MeanSource::kClean);
 
 }  // namespace circuitscope
+
+namespace circuitscope {
+
+struct ModelConfig;
+
+// Exact node patching (activation patching of whole nodes):
+//  kHead:  a{l}.h{h}   the head's output (blocks.{l}.attn.hook_z, head h; o_proj has no per-head bias)
+//  kMlp:   m{l}        blocks.{l}.hook_mlp_out
+//  kResid: embed       hook_embed (the residual stream before layer 0), and
+//          resid{l}    blocks.{l}.hook_resid_post (the residual stream after layer l)
+enum class PatchLevel { kHead, kMlp, kResid };
+PatchLevel parse_patch_level(const std::string& s);  // "head" | "mlp" | "resid"
+const char* patch_level_name(PatchLevel l);
+
+struct NodePatch {
+  PatchLevel level = PatchLevel::kHead;
+  int64_t layer = 0;  // -1: embed (kResid)
+  int64_t head = -1;  // kHead only
+  std::string name() const;
+};
+
+// Every node of a level, in layer (then head) order.
+std::vector<NodePatch> patch_nodes(const ModelConfig& cfg, PatchLevel level);
+
+// Per-example metric [B] (float32, loss not applied) of the clean run in which the listed nodes carry
+// their values from the corrupted run: at every position (position < 0), or only at each row's
+// position-th real token (counted from its first real token; rows without one are not patched).
+at::Tensor patched_metric(HookedTransformer& model, const AttributionBatch& batch, const std::vector<NodePatch>& nodes,
+                          MetricKind metric, int64_t position = -1);
+
+struct NodePatchingResult {
+  std::vector<NodePatch> nodes;
+  // score = M(clean) - M(clean with the node patched), mean over examples; positive = the node
+  // supports the metric (the sign convention of eap_scores; with loss, M is negated).
+  std::vector<double> scores;
+  // per_position[i][k]: the node patched only at real token k, mean over the examples that have
+  // token k (empty unless asked for).
+  std::vector<std::vector<double>> per_position;
+  std::vector<int64_t> position_counts;  // examples having token k
+  double metric_clean = 0.0;
+  double metric_corrupted = 0.0;
+};
+
+NodePatchingResult node_patching(HookedTransformer& model, const std::vector<PairExample>& examples, PatchLevel level,
+                                 bool per_position, MetricKind metric, bool loss, int64_t batch_size);
+
+}  // namespace circuitscope
