@@ -145,3 +145,47 @@ TEST_CASE("simplify: top n, then |score| >= tau; selection names", "[attribution
     REQUIRE(parse_selection(selection_name(k)) == k);
   REQUIRE_THROWS_AS(parse_selection("best"), Error);
 }
+
+TEST_CASE("node-level circuits: node score = sum of outgoing edge scores; edges between kept nodes",
+          "[attribution][circuit]") {
+  Graph g({2, 2, 1, KvEdges::kPerQueryHead});
+  std::vector<double> s(g.n_edges(), 0.0);
+  auto set = [&](const char* n, double v) { s[*g.find_edge(n)] = v; };
+  set("a0.h1->logits", 2.0);
+  set("a0.h1->m1", -1.5);  // a0.h1: 0.5
+  set("m0->logits", -3.0);  // m0: -3
+  set("a1.h0->logits", 1.0);
+  set("a1.h0->m1", 0.5);  // a1.h0: 1.5
+  set("m1->logits", 0.7);  // m1: 0.7
+  set("input->a0.h0<q>", 9.0);  // input's score is not a candidate
+  const std::vector<double> ns = node_scores_from_edges(g, s);
+  REQUIRE(ns[0] == 9.0);
+  REQUIRE(ns[g.upstream_head(0, 1)] == 0.5);
+  REQUIRE(ns[g.upstream_mlp(0)] == -3.0);
+  REQUIRE(ns[g.upstream_head(1, 0)] == 1.5);
+  Selection sel;
+  sel.kind = SelectionKind::kTopN;
+  sel.node_level = true;
+  sel.n = 2;  // |score|: m0 3, a1.h0 1.5
+  SelectedCircuit c = select_circuit(g, s, sel);
+  // Every edge among {input, m0, a1.h0, logits}: input->m0, input->a1.h0<q,k,v>, m0->a1.h0<q,k,v>,
+  // input->logits, m0->logits, a1.h0->logits = 10; none dangles.
+  REQUIRE(c.selected == 10);
+  REQUIRE(c.pruned == 0);
+  REQUIRE(c.mask[*g.find_edge("m0->a1.h0<k>")] == 1);
+  REQUIRE(c.mask[*g.find_edge("a0.h1->logits")] == 0);
+  sel.n = 3;  // + m1 (0.7 > 0.5)
+  c = select_circuit(g, s, sel);
+  REQUIRE(c.mask[*g.find_edge("a1.h0->m1")] == 1);
+  REQUIRE(c.mask[*g.find_edge("a0.h1->m1")] == 0);
+  sel.absolute = false;  // signed: a1.h0 1.5, m1 0.7, a0.h1 0.5
+  c = select_circuit(g, s, sel);
+  REQUIRE(c.mask[*g.find_edge("a0.h1->m1")] == 1);
+  REQUIRE(c.mask[*g.find_edge("m0->logits")] == 0);
+  sel.kind = SelectionKind::kThreshold;
+  sel.absolute = true;
+  sel.tau = 1.0;  // m0, a1.h0
+  REQUIRE(select_circuit(g, s, sel).selected == 10);
+  sel.kind = SelectionKind::kGreedy;
+  REQUIRE_THROWS_AS(select_circuit(g, s, sel), Error);
+}

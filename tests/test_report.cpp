@@ -2,6 +2,8 @@
 // real reports written by the CLI validated against schemas/report.schema.json (and broken ones
 // rejected, so the validation can fail).
 #include <fstream>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "circuitscope/circuit.hpp"
@@ -201,4 +203,34 @@ TEST_CASE("reports written by attribute validate against the schema; broken ones
     REQUIRE(!e.empty());
     REQUIRE(mentions(e, b.expect));
   }
+}
+
+TEST_CASE("attribute --level node: node scores in the report, circuit between the top nodes", "[report][cli]") {
+  TempDir tmp;
+  const std::string data = tmp.path + "/p.jsonl";
+  std::ofstream(data) << kPairs;
+  std::string log;
+  const int rc = cs_test::run_command(cs_test::binary_path() + " attribute " + cs_test::data_dir() +
+                                          "/hf-tiny/qwen2-tiny --data " + data + " --method eap --level node --top-n 3 --out " +
+                                          tmp.path + "/n.json",
+                                      log);
+  INFO(log);
+  REQUIRE(rc == 0);
+  nlohmann::json j;
+  std::ifstream(tmp.path + "/n.json") >> j;
+  REQUIRE(problems(j).empty());
+  REQUIRE(j["circuit"]["level"] == "node");
+  // Node scores are the sums of the reported outgoing edge scores.
+  std::map<std::string, double> sums;
+  for (const auto& [name, e] : j["edges"].items()) sums[name.substr(0, name.find("->"))] += e["score"].get<double>();
+  for (const auto& [n, s] : sums) REQUIRE(j["nodes"][n]["score"].get<double>() == Approx(s).margin(1e-6));
+  // At most 3 heads/MLPs in the graph.
+  int64_t in = 0;
+  for (const auto& [n, v] : j["nodes"].items())
+    if (n != "input" && n != "logits") in += v["in_graph"].get<bool>();
+  REQUIRE(in <= 3);
+  REQUIRE(in >= 1);
+  REQUIRE(cs_test::run_command(cs_test::binary_path() + " attribute " + cs_test::data_dir() + "/hf-tiny/qwen2-tiny --data " +
+                                   data + " --method eap --level node --greedy 3 --out " + tmp.path + "/x.json",
+                               log) == 2);
 }

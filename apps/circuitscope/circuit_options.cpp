@@ -22,6 +22,10 @@ void add_circuit_options(CLI::App* sub, CircuitOptions& o) {
   sub->add_option("--selection", o.selection,
                   "preset: thinking-sparks = --top-n 5000 --simplify 0.1 (explicit --top-n/--simplify override)");
   sub->add_flag("--signed", o.signed_scores, "select by score instead of |score|");
+  sub->add_option("--level", o.level,
+                  "edge | node: with node, --top-n/--threshold pick heads and MLPs by node score (the sum of their "
+                  "outgoing edge scores) and the circuit is every edge between picked nodes; nodes get scores")
+      ->capture_default_str();
   sub->add_option("--intervention", o.intervention,
                   "faithfulness: edges outside the circuit carry patch (corrupted values), zero, mean (over the "
                   "dataset) or mean-positional (per position over the dataset)")
@@ -41,6 +45,11 @@ Selection make_selection(const CircuitOptions& in) {
   }
   Selection s;
   s.absolute = !o.signed_scores;
+  if (o.level != "edge" && o.level != "node")
+    throw Error(ErrorCode::kUsage, "--level '" + o.level + "': expected edge or node");
+  s.node_level = o.level == "node";
+  if (s.node_level && (o.greedy >= 0 || o.simplify >= 0))
+    throw Error(ErrorCode::kUsage, "--level node works with --top-n or --threshold, not --greedy or --simplify");
   const int given = (o.top_n >= 0) + (o.threshold >= 0) + (o.greedy >= 0);
   if (given > 1) throw Error(ErrorCode::kUsage, "--top-n, --threshold and --greedy exclude each other");
   if (o.simplify >= 0) {

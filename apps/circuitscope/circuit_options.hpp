@@ -27,6 +27,7 @@ struct CircuitOptions {
   std::string intervention = "patch";
   std::string mean_source = "clean";
   std::string sweep;         // "100,300,1000"
+  std::string level = "edge";  // --level edge|node
 };
 
 void add_circuit_options(CLI::App* sub, CircuitOptions& o);

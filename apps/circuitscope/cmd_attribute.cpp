@@ -86,7 +86,8 @@ int run_attribute(CLI::App* sub, const AttributeOptions& o) {
                  {"device", model->device().str()}, {"batch_size", o.batch_size}};
   j["baselines"] = {{"clean", r.metric_clean}, {"corrupted", r.metric_corrupted}};
   const SelectedCircuit circuit = select_circuit(graph, es, sel);
-  set_circuit_sections(j, graph, es, sel, circuit);
+  const std::vector<double> node_scores = node_scores_from_edges(graph, es);
+  set_circuit_sections(j, graph, es, sel, circuit, sel.node_level ? &node_scores : nullptr);
   if (sel.kind != SelectionKind::kNone)
     spdlog::info("circuit ({}): {} edges selected, {} pruned, {} kept", selection_name(sel.kind), circuit.selected,
                  circuit.pruned, circuit.selected - circuit.pruned);

@@ -62,7 +62,8 @@ int run_evaluate(CLI::App* sub, const EvaluateOptions& o) {
   bool has_circuit = re.has_circuit;
   if (sel.kind != SelectionKind::kNone) {  // a new selection from the report's scores
     const SelectedCircuit sc = select_circuit(graph, re.scores, sel);
-    set_circuit_sections(j, graph, re.scores, sel, sc);
+    const std::vector<double> node_scores = node_scores_from_edges(graph, re.scores);
+    set_circuit_sections(j, graph, re.scores, sel, sc, sel.node_level ? &node_scores : nullptr);
     circuit = sc.mask;
     has_circuit = true;
   } else if (has_circuit) {

@@ -42,12 +42,21 @@ enum class SelectionKind { kNone, kTopN, kThreshold, kGreedy, kSimplify };
 const char* selection_name(SelectionKind k);  // "none", "top-n", "threshold", "greedy", "simplify"
 SelectionKind parse_selection(const std::string& s);
 
+// node_level (top-n and threshold only): rank the heads and MLPs by their node score (the sum of
+// the scores of all edges leaving the node, which for EAP and EAP-IG-inputs is exactly the node's
+// own attribution (z_u(clean) - z_u(corrupted)) . dM/dz_u, since z_u enters every later input);
+// the circuit is every edge between kept nodes (input and logits always kept), then pruned, as the
+// EAP-IG reference's apply_topn(level='node').
 struct Selection {
   SelectionKind kind = SelectionKind::kNone;
-  int64_t n = 0;      // top-n, greedy, simplify
+  int64_t n = 0;      // top-n, greedy, simplify; nodes when node_level
   double tau = 0.0;   // threshold, simplify
   bool absolute = true;
+  bool node_level = false;
 };
+
+// Per upstream node (graph order): the sum of the scores of the edges leaving it.
+std::vector<double> node_scores_from_edges(const Graph& g, const std::vector<double>& edge_scores);
 
 struct SelectedCircuit {
   EdgeMask mask;          // after pruning

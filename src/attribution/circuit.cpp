@@ -156,7 +156,46 @@ SelectionKind parse_selection(const std::string& s) {
   throw Error(ErrorCode::kInput, "circuit selection '" + s + "': expected none, top-n, threshold, greedy or simplify");
 }
 
+std::vector<double> node_scores_from_edges(const Graph& g, const std::vector<double>& s) {
+  check_scores(g, s);
+  std::vector<double> out(g.n_upstream(), 0.0);
+  for (int64_t e = 0; e < g.n_edges(); ++e) out[g.edge_nodes(e).first] += s[e];
+  return out;
+}
+
+namespace {
+SelectedCircuit select_nodes(const Graph& g, const std::vector<double>& s, const Selection& sel) {
+  if (sel.kind != SelectionKind::kTopN && sel.kind != SelectionKind::kThreshold)
+    throw Error(ErrorCode::kUsage, std::string("node-level circuits are chosen by top-n or threshold, not ") +
+                                       selection_name(sel.kind));
+  if (sel.kind == SelectionKind::kTopN && sel.n < 0)
+    throw Error(ErrorCode::kUsage, "top-n must be >= 0; found " + std::to_string(sel.n));
+  const std::vector<double> ns = node_scores_from_edges(g, s);
+  auto key = [&](int64_t u) { return sel.absolute ? std::abs(ns[u]) : ns[u]; };
+  std::vector<int64_t> cand;  // heads and MLPs
+  for (int64_t u = 1; u < g.n_upstream(); ++u) cand.push_back(u);
+  std::stable_sort(cand.begin(), cand.end(), [&](int64_t a, int64_t b) { return key(a) > key(b); });
+  std::vector<char> keep(g.n_upstream(), 0);
+  keep[0] = 1;
+  for (size_t i = 0; i < cand.size(); ++i)
+    keep[cand[i]] = sel.kind == SelectionKind::kTopN ? static_cast<int64_t>(i) < sel.n : key(cand[i]) >= sel.tau;
+  const auto own = owners(g);
+  SelectedCircuit out;
+  out.mask.assign(g.n_edges(), 0);
+  for (int64_t e = 0; e < g.n_edges(); ++e) {
+    auto [u, d] = g.edge_nodes(e);
+    bool to = own[d].empty();  // logits
+    for (int64_t o : own[d]) to = to || keep[o];
+    out.mask[e] = keep[u] && to;
+  }
+  out.selected = count_edges(out.mask);
+  out.pruned = prune(g, out.mask);
+  return out;
+}
+}  // namespace
+
 SelectedCircuit select_circuit(const Graph& g, const std::vector<double>& s, const Selection& sel) {
+  if (sel.node_level && sel.kind != SelectionKind::kNone) return select_nodes(g, s, sel);
   SelectedCircuit out;
   switch (sel.kind) {
     case SelectionKind::kNone: out.mask.assign(g.n_edges(), 0); return out;

@@ -14,6 +14,7 @@ namespace circuitscope {
 
 nlohmann::json selection_json(const Selection& sel) {
   nlohmann::json j = {{"selection", selection_name(sel.kind)}, {"absolute", sel.absolute}};
+  if (sel.node_level) j["level"] = "node";
   switch (sel.kind) {
     case SelectionKind::kNone: break;
     case SelectionKind::kTopN: j["top_n"] = sel.n; break;
