@@ -234,3 +234,20 @@ TEST_CASE("attribute --level node: node scores in the report, circuit between th
                                    data + " --method eap --level node --greedy 3 --out " + tmp.path + "/x.json",
                                log) == 2);
 }
+
+TEST_CASE("circuit options that conflict are usage errors", "[report][cli]") {
+  TempDir tmp;
+  const std::string data = tmp.path + "/p.jsonl";
+  std::ofstream(data) << kPairs;
+  const std::string base = cs_test::binary_path() + " attribute " + cs_test::data_dir() + "/hf-tiny/qwen2-tiny --data " +
+                           data + " --method eap --out " + tmp.path + "/x.json ";
+  std::string log;
+  for (const char* bad : {"--simplify 0.1", "--top-n 5 --greedy 5", "--threshold 0.1 --top-n 3", "--selection sparks",
+                          "--level nodes --top-n 3", "--sweep 10,x", "--sweep -5", "--intervention mean --mean-source both",
+                          "--greedy -2", "--top-n -1"}) {
+    INFO(bad);
+    REQUIRE(cs_test::run_command(base + bad, log) == 2);
+  }
+  REQUIRE(cs_test::run_command(base + "--simplify 0.1", log) == 2);
+  REQUIRE(log.find("--simplify TAU needs --top-n") != std::string::npos);
+}

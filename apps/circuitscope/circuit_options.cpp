@@ -37,33 +37,37 @@ void add_circuit_options(CLI::App* sub, CircuitOptions& o) {
 
 Selection make_selection(const CircuitOptions& in) {
   CircuitOptions o = in;
+  auto set_n = [](int64_t v) { return v != kUnsetCount; };
+  auto set_v = [](double v) { return !std::isnan(v); };
   if (!o.selection.empty()) {
     if (o.selection != "thinking-sparks")
       throw Error(ErrorCode::kUsage, "--selection '" + o.selection + "': expected thinking-sparks");
-    if (o.top_n < 0) o.top_n = 5000;
-    if (o.simplify < 0) o.simplify = 0.1;
+    if (!set_n(o.top_n)) o.top_n = 5000;
+    if (!set_v(o.simplify)) o.simplify = 0.1;
   }
+  for (auto [v, name] : {std::pair{o.top_n, "--top-n"}, std::pair{o.greedy, "--greedy"}})
+    if (set_n(v) && v < 0) throw Error(ErrorCode::kUsage, std::string(name) + " must be >= 0; found " + std::to_string(v));
   Selection s;
   s.absolute = !o.signed_scores;
   if (o.level != "edge" && o.level != "node")
     throw Error(ErrorCode::kUsage, "--level '" + o.level + "': expected edge or node");
   s.node_level = o.level == "node";
-  if (s.node_level && (o.greedy >= 0 || o.simplify >= 0))
+  if (s.node_level && (set_n(o.greedy) || set_v(o.simplify)))
     throw Error(ErrorCode::kUsage, "--level node works with --top-n or --threshold, not --greedy or --simplify");
-  const int given = (o.top_n >= 0) + (o.threshold >= 0) + (o.greedy >= 0);
+  const int given = set_n(o.top_n) + set_v(o.threshold) + set_n(o.greedy);
   if (given > 1) throw Error(ErrorCode::kUsage, "--top-n, --threshold and --greedy exclude each other");
-  if (o.simplify >= 0) {
-    if (o.top_n < 0) throw Error(ErrorCode::kUsage, "--simplify TAU needs --top-n N (the edges it thins out)");
+  if (set_v(o.simplify)) {
+    if (!set_n(o.top_n)) throw Error(ErrorCode::kUsage, "--simplify TAU needs --top-n N (the edges it thins out)");
     s.kind = SelectionKind::kSimplify;
     s.n = o.top_n;
     s.tau = o.simplify;
-  } else if (o.top_n >= 0) {
+  } else if (set_n(o.top_n)) {
     s.kind = SelectionKind::kTopN;
     s.n = o.top_n;
-  } else if (o.threshold >= 0) {
+  } else if (set_v(o.threshold)) {
     s.kind = SelectionKind::kThreshold;
     s.tau = o.threshold;
-  } else if (o.greedy >= 0) {
+  } else if (set_n(o.greedy)) {
     s.kind = SelectionKind::kGreedy;
     s.n = o.greedy;
   }

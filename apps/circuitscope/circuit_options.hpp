@@ -2,6 +2,8 @@
 // faithfulness, and the sweep over circuit sizes; and `--config FILE.json` for any command.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <cmath>
+#include <limits>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
@@ -17,11 +19,15 @@ class HookedTransformer;
 
 namespace circuitscope::app {
 
+// Unset options keep these sentinels (so that any value given, negative ones too, is checked).
+constexpr int64_t kUnsetCount = std::numeric_limits<int64_t>::min();
+constexpr double kUnsetValue = std::numeric_limits<double>::quiet_NaN();
+
 struct CircuitOptions {
-  int64_t top_n = -1;        // --top-n N
-  double threshold = -1.0;   // --threshold TAU
-  int64_t greedy = -1;       // --greedy N
-  double simplify = -1.0;    // --simplify TAU (with --top-n)
+  int64_t top_n = kUnsetCount;      // --top-n N
+  double threshold = kUnsetValue;   // --threshold TAU (may be negative with --signed)
+  int64_t greedy = kUnsetCount;     // --greedy N
+  double simplify = kUnsetValue;    // --simplify TAU (with --top-n)
   std::string selection;     // --selection thinking-sparks (a preset)
   bool signed_scores = false;
   std::string intervention = "patch";

@@ -284,9 +284,13 @@ std::vector<Faithfulness> faithfulness(HookedTransformer& model, const Graph& gr
                       at::TensorOptions().dtype(m->dtype()).device(m->device()));
     else if (mean)
       ref = mean_reference(means, b, positional, m->dtype());
+    // The corrupted run once per batch, not once per circuit.
+    const at::Tensor mask = b.attention_mask.defined() ? b.attention_mask.to(m->device()) : at::Tensor();
+    const at::Tensor corr = upstream_activations(*m, g, b.corrupted_ids.to(m->device(), at::kLong), mask);
+    if (!ref.defined()) ref = corr;
     for (size_t i = 0; i < in.size(); ++i) out[i].circuit += w * circuit_metric(*m, g, b, in[i], metric, loss, ref);
-    clean += w * circuit_metric(*m, g, b, all, metric, loss);
-    corrupted += w * circuit_metric(*m, g, b, none, metric, loss);
+    clean += w * circuit_metric(*m, g, b, all, metric, loss, corr);
+    corrupted += w * circuit_metric(*m, g, b, none, metric, loss, corr);
   }
   for (Faithfulness& f : out) {
     f.clean = clean;
