@@ -189,3 +189,18 @@ TEST_CASE("node-level circuits: node score = sum of outgoing edge scores; edges 
   sel.kind = SelectionKind::kGreedy;
   REQUIRE_THROWS_AS(select_circuit(g, s, sel), Error);
 }
+
+TEST_CASE("nodes in the circuit: own inputs count, a shared kv input does not", "[attribution][circuit]") {
+  Graph gk({2, 2, 1, KvEdges::kPerKvHead});
+  EdgeMask m = mask_of(gk, {"input->a1.kv0<k>", "a1.h1->logits"});
+  REQUIRE(prune(gk, m) == 0);
+  const std::vector<char> in = upstream_in_circuit(gk, m);
+  REQUIRE(in[0] == 1);
+  REQUIRE(in[gk.upstream_head(1, 1)] == 1);
+  REQUIRE(in[gk.upstream_head(1, 0)] == 0);  // shares the kv input, but writes nothing in the circuit
+  Graph g({2, 2, 1, KvEdges::kPerQueryHead});
+  EdgeMask q = mask_of(g, {"input->a0.h1<v>"});  // unpruned: the head whose input it is counts
+  const std::vector<char> qi = upstream_in_circuit(g, q);
+  REQUIRE(qi[g.upstream_head(0, 1)] == 1);
+  REQUIRE(qi[g.upstream_head(0, 0)] == 0);
+}

@@ -65,6 +65,12 @@ TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness; sweeps
   REQUIRE(e2["circuit"]["selection"] == "top-n");
   REQUIRE(e2["faithfulness"]["normalized"].get<double>() == Approx(1.0).margin(1e-4));
 
+  // The same from a config (the positional report too), with the command line overriding --top-n.
+  std::ofstream(tmp.path + "/eval.json") << "{\"report\": \"" << tmp.path << "/r.json\", \"data\": \"" << data
+                                         << "\", \"top_n\": 5, // comment\n \"out\": \"" << tmp.path << "/e3.json\"}";
+  REQUIRE(cs_test::run_command(bin + " evaluate " + model + " --config " + tmp.path + "/eval.json --top-n 479", log) == 0);
+  REQUIRE(load(tmp.path + "/e3.json")["faithfulness"] == e2["faithfulness"]);
+
   // Errors: another model's dims (7), a report without circuit and nothing to do (2), a broken report (4).
   rc = cs_test::run_command(bin + " evaluate " + cs_test::data_dir() + "/hf-tiny/llama-tiny " + tmp.path +
                                 "/r.json --data " + data,

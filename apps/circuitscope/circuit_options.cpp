@@ -150,8 +150,15 @@ void apply_config(CLI::App* sub, const std::string& path) {
     std::string name = key;
     std::replace(name.begin(), name.end(), '_', '-');
     CLI::Option* opt = nullptr;
-    if (name == "model-dir" || name == "model") opt = sub->get_option_no_throw("model_dir");
-    else if (name != "config" && name != "help") opt = sub->get_option_no_throw("--" + name);
+    if (name == "model-dir" || name == "model") {
+      opt = sub->get_option_no_throw("model_dir");
+    } else if (name != "config" && name != "help") {
+      opt = sub->get_option_no_throw("--" + name);
+      if (!opt) {  // a positional argument (e.g. evaluate's report)
+        CLI::Option* p = sub->get_option_no_throw(key);
+        if (p && p->get_positional()) opt = p;
+      }
+    }
     if (!opt) throw Error(ErrorCode::kUsage, path + ": unknown key '" + key + "' (not an option of '" + sub->get_name() + "')");
     if (opt->count() > 0) continue;  // the command line wins
     std::vector<std::string> vals;

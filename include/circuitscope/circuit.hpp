@@ -67,7 +67,8 @@ struct SelectedCircuit {
 SelectedCircuit select_circuit(const Graph& g, const std::vector<double>& edge_scores, const Selection& sel);
 
 // Upstream node u is in the circuit when an in-circuit edge leaves it (input included); heads and
-// MLPs are also in when an in-circuit edge enters one of their inputs. Per upstream node.
+// MLPs are also in when an in-circuit edge enters one of their own inputs (not a kv input shared by a
+// group of heads: those heads are in only through their own edges). Per upstream node.
 std::vector<char> upstream_in_circuit(const Graph& g, const EdgeMask& m);
 
 }  // namespace circuitscope

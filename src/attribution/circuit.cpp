@@ -224,7 +224,7 @@ std::vector<char> upstream_in_circuit(const Graph& g, const EdgeMask& m) {
     if (!m[e]) continue;
     auto [u, d] = g.edge_nodes(e);
     in[u] = 1;
-    for (int64_t o : own[d]) in[o] = 1;
+    if (own[d].size() == 1) in[own[d][0]] = 1;  // a shared kv input does not put its whole group in
   }
   return in;
 }
