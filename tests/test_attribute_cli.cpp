@@ -208,7 +208,7 @@ TEST_CASE("attribute command: circuit selection, faithfulness and head importanc
   std::ifstream(tmp.path + "/r.json") >> j;
   REQUIRE(j["faithfulness"]["intervention"] == "zero");
   REQUIRE(j["faithfulness"]["normalized"].get<double>() == Approx(1.0).margin(1e-4));
-  REQUIRE(cs_test::run_command(base + "--top-n 40 --intervention mean", log) == 2);
+  REQUIRE(cs_test::run_command(base + "--top-n 40 --intervention median", log) == 2);
   REQUIRE(cs_test::run_command(bin + " attribute " + model + " --data " + data + " --method clean-corrupted --out " +
                                    tmp.path + "/cc.json",
                                log) == 0);

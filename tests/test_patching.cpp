@@ -216,5 +216,6 @@ TEST_CASE("zero ablation of edges: empty circuit = zero residual stream, a cut n
   REQUIRE(circuit_metric(*m, g, b, cut, MetricKind::kLogitDiff, false, zeros) == Approx(expected).margin(1e-5));
   REQUIRE_THROWS_AS(circuit_metric(*m, g, b, cut, MetricKind::kLogitDiff, false, at::zeros({2, 8, 3, 64})), Error);
   REQUIRE(parse_intervention("zero") == Intervention::kZero);
-  REQUIRE_THROWS_AS(parse_intervention("mean"), Error);
+  REQUIRE(parse_intervention("mean-positional") == Intervention::kMeanPositional);
+  REQUIRE_THROWS_AS(parse_intervention("median"), Error);
 }

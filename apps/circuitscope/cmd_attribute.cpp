@@ -1,17 +1,15 @@
 // circuitscope attribute MODEL_DIR --data pairs.jsonl --method eap|eap-ig-inputs|clean-corrupted [--ig-steps 5]
 //     [--metric logit-diff|prob-diff|kl] [--loss] [--kv-edges per-query-head|per-kv-head]
-//     [--batch-size 8] [--skip-bad] --out report.json
+//     [--top-n N | --threshold T | --greedy N | --top-n N --simplify T | --selection thinking-sparks]
+//     [--intervention patch|zero|mean|mean-positional] [--sweep 100,300] [--config FILE] --out report.json
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <numeric>
-#include <unistd.h>
 
+#include "circuit_options.hpp"
 #include "circuitscope/circuit.hpp"
 #include "circuitscope/dataset.hpp"
 #include "circuitscope/eap.hpp"
@@ -19,6 +17,7 @@
 #include "circuitscope/graph.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/patching.hpp"
+#include "circuitscope/report.hpp"
 #include "command.hpp"
 #include "dataset_options.hpp"
 
@@ -35,27 +34,15 @@ struct AttributeOptions {
   std::string kv_edges = "per-query-head";
   int64_t batch_size = 8;
   std::string out;
-  int64_t top_n = -1;      // circuit: top-n edges (then pruned)
-  double threshold = -1;   // or: |score| >= threshold
-  bool signed_scores = false;
-  std::string intervention = "patch";
+  CircuitOptions circuit;
+  std::string config;
 };
 
-void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    if (!f) throw Error(ErrorCode::kIo, "cannot write '" + tmp + "'");
-    f << text;
-    if (!f.flush()) throw Error(ErrorCode::kIo, "write to '" + tmp + "' failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(ErrorCode::kIo, "cannot rename '" + tmp + "' to '" + path + "'");
-  }
-}
-
-int run_attribute(const AttributeOptions& o) {
+int run_attribute(CLI::App* sub, const AttributeOptions& o) {
+  apply_config(sub, o.config);
+  require_value(o.model.model_dir, "MODEL_DIR");
+  require_value(o.dataset.data, "--data");
+  require_value(o.out, "--out");
   const bool ig = o.method == "eap-ig-inputs" || o.method == "eap-ig-activations";
   if (o.method != "eap" && !ig && o.method != "clean-corrupted")
     throw Error(ErrorCode::kUsage,
@@ -69,7 +56,10 @@ int run_attribute(const AttributeOptions& o) {
   eo.ig_mode = o.method == "eap-ig-activations" ? IgMode::kActivations : IgMode::kInputs;
   eo.clean_corrupted = o.method == "clean-corrupted";
   const KvEdges kv = parse_kv_edges(o.kv_edges);
-  const Intervention intervention = parse_intervention(o.intervention);
+  const Selection sel = make_selection(o.circuit);
+  parse_intervention(o.circuit.intervention);  // usage errors before the model loads
+  parse_mean_source(o.circuit.mean_source);
+  parse_sweep(o.circuit.sweep);
 
   auto model = HookedTransformer::from_pretrained(o.model.model_dir, {o.model.dtype, o.model.device});
   const ModelConfig& c = model->config();
@@ -80,79 +70,44 @@ int run_attribute(const AttributeOptions& o) {
   const EapResult r = eap_scores(*model, graph, ds.examples, eo, o.batch_size);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
+  std::vector<double> es(graph.n_edges());
+  auto acc = r.scores.accessor<float, 2>();
+  for (int64_t e = 0; e < graph.n_edges(); ++e) {
+    auto [u, d] = graph.edge_nodes(e);
+    es[e] = acc[u][d];
+  }
+
   nlohmann::json j;
-  j["schema_version"] = 1;
+  j["schema_version"] = kReportSchemaVersion;
   j["tool"] = std::string("circuitscope ") + CIRCUITSCOPE_VERSION;
   j["model"] = {{"path", o.model.model_dir},     {"architecture", c.architecture}, {"n_layers", c.n_layers},
                 {"n_heads", c.n_heads},          {"n_kv_heads", c.n_kv_heads},     {"d_model", c.d_model},
                 {"fingerprint", model->fingerprint()}};
-  j["dataset"] = {{"path", o.dataset.data}, {"examples", ds.examples.size()}, {"skipped", ds.skipped}};
+  j["dataset"] = {{"path", o.dataset.data}, {"sha256", ds.sha256}, {"examples", ds.examples.size()}, {"skipped", ds.skipped}};
   j["method"] = {{"name", o.method},        {"ig_steps", eo.ig_steps},   {"metric", o.metric},
                  {"loss", o.loss},          {"kv_edges", kv_edges_name(kv)}, {"dtype", o.model.dtype},
                  {"device", model->device().str()}, {"batch_size", o.batch_size}};
   j["baselines"] = {{"clean", r.metric_clean}, {"corrupted", r.metric_corrupted}};
-  nlohmann::json edges = nlohmann::json::object();
-  auto acc = r.scores.accessor<float, 2>();
-  std::vector<std::pair<double, int64_t>> order;
-  order.reserve(graph.n_edges());
-  for (int64_t e = 0; e < graph.n_edges(); ++e) {
-    auto [u, d] = graph.edge_nodes(e);
-    const double s = acc[u][d];
-    edges[graph.edge_name(e)] = {{"score", s}};
-    order.emplace_back(-std::abs(s), e);
-  }
-  if (o.top_n >= 0 || o.threshold >= 0) {
-    std::vector<double> es(graph.n_edges());
-    for (int64_t e = 0; e < graph.n_edges(); ++e) {
-      auto [u, d] = graph.edge_nodes(e);
-      es[e] = acc[u][d];
-    }
-    EdgeMask circuit = o.top_n >= 0 ? select_top_n(graph, es, o.top_n, !o.signed_scores)
-                                    : select_threshold(graph, es, o.threshold, !o.signed_scores);
-    const int64_t selected = count_edges(circuit);
-    const int64_t removed = prune(graph, circuit);
-    for (int64_t e = 0; e < graph.n_edges(); ++e) edges[graph.edge_name(e)]["in_graph"] = circuit[e] != 0;
-    const Faithfulness f =
-        faithfulness(*model, graph, ds.examples, circuit, eo.metric, eo.loss, o.batch_size, intervention);
-    j["circuit"] = {{"selection", o.top_n >= 0 ? "top-n" : "threshold"},
-                    {"top_n", o.top_n},
-                    {"threshold", o.threshold},
-                    {"absolute", !o.signed_scores},
-                    {"selected", selected},
-                    {"pruned", removed},
-                    {"edges", selected - removed}};
-    j["faithfulness"] = {{"intervention", intervention_name(intervention)}, {"circuit", f.circuit}, {"clean", f.clean}, {"corrupted", f.corrupted}, {"normalized", f.normalized}};
-    // Head importance: sum of |score| over circuit edges leaving the head, normalized to sum 1.
-    std::vector<double> imp(c.n_layers * c.n_heads, 0.0);
-    for (int64_t e = 0; e < graph.n_edges(); ++e) {
-      if (!circuit[e]) continue;
-      auto [u, d] = graph.edge_nodes(e);
-      const UpstreamNode& n = graph.upstream()[u];
-      if (n.kind == UpstreamKind::kHead) imp[n.layer * c.n_heads + n.head] += std::abs(es[e]);
-    }
-    const double total = std::accumulate(imp.begin(), imp.end(), 0.0);
-    nlohmann::json heads = nlohmann::json::array();
-    for (int64_t l = 0; l < c.n_layers; ++l)
-      for (int64_t h = 0; h < c.n_heads; ++h) {
-        const double v = imp[l * c.n_heads + h];
-        heads.push_back({{"layer", l}, {"head", h}, {"importance", total > 0 ? v / total : 0.0}, {"in_circuit", v > 0}});
-      }
-    j["heads"] = std::move(heads);
-    spdlog::info("circuit: {} edges selected, {} pruned, {} kept; faithfulness {:.4f} (circuit {:.4f}, clean {:.4f}, corrupted {:.4f})",
-                 selected, removed, selected - removed, f.normalized, f.circuit, f.clean, f.corrupted);
-  }
-  j["edges"] = std::move(edges);
-  write_atomically(o.out, j.dump(1) + "\n");
+  const SelectedCircuit circuit = select_circuit(graph, es, sel);
+  const std::vector<double> node_scores = node_scores_from_edges(graph, es);
+  set_circuit_sections(j, graph, es, sel, circuit, sel.node_level ? &node_scores : nullptr);
+  if (sel.kind != SelectionKind::kNone)
+    spdlog::info("circuit ({}): {} edges selected, {} pruned, {} kept", selection_name(sel.kind), circuit.selected,
+                 circuit.pruned, circuit.selected - circuit.pruned);
+  if (sel.kind != SelectionKind::kNone || !o.circuit.sweep.empty())
+    j["faithfulness"] = faithfulness_section(*model, graph, ds.examples, es,
+                                             sel.kind != SelectionKind::kNone ? &circuit.mask : nullptr, o.circuit,
+                                             eo.metric, eo.loss, o.batch_size);
+  write_file_atomically(o.out, j.dump(1) + "\n");
   spdlog::info("{} pair(s) ({} skipped), {} edges, {} in {:.2f} s; wrote {}", ds.examples.size(), ds.skipped,
                graph.n_edges(), o.method, secs, o.out);
 
+  std::vector<std::pair<double, int64_t>> order;
+  for (int64_t e = 0; e < graph.n_edges(); ++e) order.emplace_back(-std::abs(es[e]), e);
   std::sort(order.begin(), order.end());
   std::cout << "metric " << o.metric << ": clean " << r.metric_clean << ", corrupted " << r.metric_corrupted << "\n";
   for (size_t i = 0; i < std::min<size_t>(10, order.size()); ++i)
-  {
-    auto [u, d] = graph.edge_nodes(order[i].second);
-    std::cout << graph.edge_name(order[i].second) << "\t" << acc[u][d] << "\n";
-  }
+    std::cout << graph.edge_name(order[i].second) << "\t" << es[order[i].second] << "\n";
   return 0;
 }
 
@@ -169,26 +124,23 @@ CommandRegistrar reg({"attribute", "Score every edge of the computation graph (E
                         sub->add_option("--kv-edges", o->kv_edges, "per-query-head | per-kv-head")->capture_default_str();
                         sub->add_option("--batch-size", o->batch_size, "pairs per forward/backward pass")
                             ->capture_default_str();
-                        sub->add_option("--out", o->out, "output report (.json)")->required();
-                        auto* topn = sub->add_option("--top-n", o->top_n,
-                                                     "circuit: the N edges with the largest |score|, then pruned");
-                        auto* thr = sub->add_option("--threshold", o->threshold,
-                                                    "circuit: edges with |score| >= T, then pruned");
-                        topn->excludes(thr);
-                        sub->add_flag("--signed", o->signed_scores, "select by score instead of |score|");
-                        sub->add_option("--intervention", o->intervention,
-                                        "faithfulness: edges outside the circuit get patch (corrupted values) or zero")
-                            ->capture_default_str();
+                        sub->add_option("--out", o->out, "output report (.json)");
+                        add_circuit_options(sub, o->circuit);
+                        add_config_option(sub, o->config);
+                        // May come from --config instead: checked after the file is applied.
+                        sub->get_option("model_dir")->required(false);
+                        sub->get_option("--data")->required(false);
                         sub->footer(
                             "score(u->v) = mean over pairs of sum over positions and d_model of (z_u(clean) - "
                             "z_u(corrupted)) . dM/dx_v; positive = the edge supports the metric M. Pairs are "
                             "right-padded, clean and corrupted aligned from the start; every metric is read at the clean "
-                            "example's positions. Prints the 10 edges with the "
-                            "largest |score|. With --top-n or --threshold, edges not on a path from input to logits are "
-                            "pruned, edges get in_graph, and the report adds the circuit's faithfulness (every edge "
-                            "outside it patched to its corrupted value; normalized = (circuit - corrupted) / (clean - "
-                            "corrupted)) and head importances.");
-                        return [o] { return run_attribute(*o); };
+                            "example's positions. Prints the 10 "
+                            "edges with the largest |score|. With a selection (--top-n, --threshold, --greedy, "
+                            "--simplify, --selection) edges not on a path from input to logits are pruned, edges and "
+                            "nodes get in_graph, and the report adds the circuit's faithfulness (every edge outside it "
+                            "carrying the --intervention value; normalized = (circuit - corrupted) / (clean - "
+                            "corrupted)). --sweep adds faithfulness for several top-n sizes.");
+                        return [o, sub] { return run_attribute(sub, *o); };
                       }});
 
 }  // namespace

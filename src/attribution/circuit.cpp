@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <queue>
 
 #include "circuitscope/error.hpp"
 
@@ -100,5 +101,132 @@ int64_t prune(const Graph& g, EdgeMask& m) {
 }
 
 int64_t count_edges(const EdgeMask& m) { return std::count(m.begin(), m.end(), 1); }
+
+EdgeMask select_greedy(const Graph& g, const std::vector<double>& s, int64_t n, bool absolute) {
+  check_scores(g, s);
+  if (n < 0) throw Error(ErrorCode::kUsage, "greedy: the number of edges must be >= 0; found " + std::to_string(n));
+  const auto own = owners(g);
+  // Downstream nodes (inputs) of each upstream node: a head's q/k/v, an MLP's input.
+  std::vector<std::vector<int64_t>> inputs(g.n_upstream());
+  for (int64_t d = 0; d < g.n_downstream(); ++d)
+    for (int64_t u : own[d]) inputs[u].push_back(d);
+  // Max-heap on the key; among equal keys the lower edge index first.
+  using Item = std::pair<double, int64_t>;
+  auto worse = [](const Item& a, const Item& b) { return a.first < b.first || (a.first == b.first && a.second > b.second); };
+  std::priority_queue<Item, std::vector<Item>, decltype(worse)> cand(worse);
+  std::vector<char> queued(g.n_downstream(), 0);
+  auto push_inputs_of = [&](int64_t d) {
+    if (queued[d]) return;  // a kv node of a per-kv-head graph is shared by the heads of its group
+    queued[d] = 1;
+    for (int64_t w = 0; w < g.downstream()[d].n_visible; ++w) {
+      const int64_t e = g.edge_index(w, d);
+      cand.emplace(absolute ? std::abs(s[e]) : s[e], e);
+    }
+  };
+  push_inputs_of(g.downstream_logits());
+  std::vector<char> node_in(g.n_upstream(), 0);
+  EdgeMask m(s.size(), 0);
+  for (int64_t k = 0; k < n && !cand.empty(); ++k) {
+    const int64_t e = cand.top().second;
+    cand.pop();
+    m[e] = 1;
+    const int64_t u = g.edge_nodes(e).first;
+    if (node_in[u]) continue;
+    node_in[u] = 1;
+    for (int64_t d : inputs[u]) push_inputs_of(d);
+  }
+  return m;
+}
+
+const char* selection_name(SelectionKind k) {
+  switch (k) {
+    case SelectionKind::kNone: return "none";
+    case SelectionKind::kTopN: return "top-n";
+    case SelectionKind::kThreshold: return "threshold";
+    case SelectionKind::kGreedy: return "greedy";
+    case SelectionKind::kSimplify: return "simplify";
+  }
+  return "?";
+}
+
+SelectionKind parse_selection(const std::string& s) {
+  for (SelectionKind k : {SelectionKind::kNone, SelectionKind::kTopN, SelectionKind::kThreshold, SelectionKind::kGreedy,
+                          SelectionKind::kSimplify})
+    if (s == selection_name(k)) return k;
+  throw Error(ErrorCode::kInput, "circuit selection '" + s + "': expected none, top-n, threshold, greedy or simplify");
+}
+
+std::vector<double> node_scores_from_edges(const Graph& g, const std::vector<double>& s) {
+  check_scores(g, s);
+  std::vector<double> out(g.n_upstream(), 0.0);
+  for (int64_t e = 0; e < g.n_edges(); ++e) out[g.edge_nodes(e).first] += s[e];
+  return out;
+}
+
+namespace {
+SelectedCircuit select_nodes(const Graph& g, const std::vector<double>& s, const Selection& sel) {
+  if (sel.kind != SelectionKind::kTopN && sel.kind != SelectionKind::kThreshold)
+    throw Error(ErrorCode::kUsage, std::string("node-level circuits are chosen by top-n or threshold, not ") +
+                                       selection_name(sel.kind));
+  if (sel.kind == SelectionKind::kTopN && sel.n < 0)
+    throw Error(ErrorCode::kUsage, "top-n must be >= 0; found " + std::to_string(sel.n));
+  const std::vector<double> ns = node_scores_from_edges(g, s);
+  auto key = [&](int64_t u) { return sel.absolute ? std::abs(ns[u]) : ns[u]; };
+  std::vector<int64_t> cand;  // heads and MLPs
+  for (int64_t u = 1; u < g.n_upstream(); ++u) cand.push_back(u);
+  std::stable_sort(cand.begin(), cand.end(), [&](int64_t a, int64_t b) { return key(a) > key(b); });
+  std::vector<char> keep(g.n_upstream(), 0);
+  keep[0] = 1;
+  for (size_t i = 0; i < cand.size(); ++i)
+    keep[cand[i]] = sel.kind == SelectionKind::kTopN ? static_cast<int64_t>(i) < sel.n : key(cand[i]) >= sel.tau;
+  const auto own = owners(g);
+  SelectedCircuit out;
+  out.mask.assign(g.n_edges(), 0);
+  for (int64_t e = 0; e < g.n_edges(); ++e) {
+    auto [u, d] = g.edge_nodes(e);
+    bool to = own[d].empty();  // logits
+    for (int64_t o : own[d]) to = to || keep[o];
+    out.mask[e] = keep[u] && to;
+  }
+  out.selected = count_edges(out.mask);
+  out.pruned = prune(g, out.mask);
+  return out;
+}
+}  // namespace
+
+SelectedCircuit select_circuit(const Graph& g, const std::vector<double>& s, const Selection& sel) {
+  if (sel.node_level && sel.kind != SelectionKind::kNone) return select_nodes(g, s, sel);
+  SelectedCircuit out;
+  switch (sel.kind) {
+    case SelectionKind::kNone: out.mask.assign(g.n_edges(), 0); return out;
+    case SelectionKind::kTopN: out.mask = select_top_n(g, s, sel.n, sel.absolute); break;
+    case SelectionKind::kThreshold: out.mask = select_threshold(g, s, sel.tau, sel.absolute); break;
+    case SelectionKind::kGreedy: out.mask = select_greedy(g, s, sel.n, sel.absolute); break;
+    case SelectionKind::kSimplify: {
+      out.mask = select_top_n(g, s, sel.n, sel.absolute);
+      const EdgeMask t = select_threshold(g, s, sel.tau, sel.absolute);
+      for (size_t e = 0; e < out.mask.size(); ++e) out.mask[e] = out.mask[e] && t[e];
+      break;
+    }
+  }
+  out.selected = count_edges(out.mask);
+  out.pruned = prune(g, out.mask);
+  return out;
+}
+
+std::vector<char> upstream_in_circuit(const Graph& g, const EdgeMask& m) {
+  if (static_cast<int64_t>(m.size()) != g.n_edges())
+    throw Error(ErrorCode::kInput, "circuit mask has " + std::to_string(m.size()) + " entries for a graph of " +
+                                       std::to_string(g.n_edges()) + " edges");
+  const auto own = owners(g);
+  std::vector<char> in(g.n_upstream(), 0);
+  for (int64_t e = 0; e < g.n_edges(); ++e) {
+    if (!m[e]) continue;
+    auto [u, d] = g.edge_nodes(e);
+    in[u] = 1;
+    if (own[d].size() == 1) in[own[d][0]] = 1;  // a shared kv input does not put its whole group in
+  }
+  return in;
+}
 
 }  // namespace circuitscope

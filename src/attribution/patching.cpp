@@ -23,12 +23,77 @@ double mean_metric(MetricKind metric, const at::Tensor& logits, const Attributio
 }  // namespace
 
 Intervention parse_intervention(const std::string& s) {
-  if (s == "patch") return Intervention::kPatch;
-  if (s == "zero") return Intervention::kZero;
-  throw Error(ErrorCode::kUsage, "intervention '" + s + "': expected patch or zero");
+  for (Intervention i : {Intervention::kPatch, Intervention::kZero, Intervention::kMean, Intervention::kMeanPositional})
+    if (s == intervention_name(i)) return i;
+  throw Error(ErrorCode::kUsage, "intervention '" + s + "': expected patch, zero, mean or mean-positional");
 }
 
-const char* intervention_name(Intervention i) { return i == Intervention::kPatch ? "patch" : "zero"; }
+const char* intervention_name(Intervention i) {
+  switch (i) {
+    case Intervention::kPatch: return "patch";
+    case Intervention::kZero: return "zero";
+    case Intervention::kMean: return "mean";
+    case Intervention::kMeanPositional: return "mean-positional";
+  }
+  return "?";
+}
+
+MeanSource parse_mean_source(const std::string& s) {
+  if (s == "clean") return MeanSource::kClean;
+  if (s == "corrupted") return MeanSource::kCorrupted;
+  throw Error(ErrorCode::kUsage, "mean source '" + s + "': expected clean or corrupted");
+}
+
+const char* mean_source_name(MeanSource m) { return m == MeanSource::kClean ? "clean" : "corrupted"; }
+
+namespace {
+// Index of each token among its row's real tokens, [B,T] int64 (padding: 0).
+at::Tensor real_positions(const at::Tensor& mask, int64_t B, int64_t T, const at::Device& dev) {
+  if (!mask.defined()) return at::arange(T, at::TensorOptions().dtype(at::kLong).device(dev)).unsqueeze(0).expand({B, T});
+  at::Tensor m = mask.to(dev, at::kLong);
+  return (m.cumsum(1) - 1).clamp_min(0);
+}
+}  // namespace
+
+at::Tensor mean_upstream_activations(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
+                                     bool positional, MeanSource source, int64_t batch_size) {
+  c10::AutoGradMode no_grad(false);
+  if (examples.empty()) throw Error(ErrorCode::kInput, "no examples to take means over");
+  if (batch_size <= 0) throw Error(ErrorCode::kUsage, "batch size must be positive; found " + std::to_string(batch_size));
+  const auto dev = model.device();
+  const int64_t U = graph.n_upstream(), D = model.config().d_model;
+  int64_t P = 1;
+  for (const PairExample& e : examples)
+    P = std::max<int64_t>(P, static_cast<int64_t>(std::max(e.clean_ids.size(), e.corrupted_ids.size())));
+  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(dev);
+  at::Tensor sums = at::zeros({positional ? P : 1, U, D}, f32);
+  at::Tensor counts = at::zeros({positional ? P : 1}, f32);
+  const size_t N = examples.size();
+  for (size_t begin = 0; begin < N; begin += static_cast<size_t>(batch_size)) {
+    const size_t end = std::min(N, begin + static_cast<size_t>(batch_size));
+    const AttributionBatch b = make_attribution_batch(examples, begin, end);
+    const at::Tensor ids = (source == MeanSource::kClean ? b.clean_ids : b.corrupted_ids).to(dev, at::kLong);
+    const at::Tensor mask = b.attention_mask.defined() ? b.attention_mask.to(dev) : at::Tensor();
+    const int64_t B = ids.size(0), T = ids.size(1);
+    at::Tensor z = upstream_activations(model, graph, ids, mask).to(at::kFloat).reshape({B * T, U, D});
+    at::Tensor real = mask.defined() ? mask.to(at::kBool).reshape({B * T}) : at::ones({B * T}, f32.dtype(at::kBool));
+    at::Tensor rows = real.nonzero().squeeze(1);
+    at::Tensor pos = positional ? real_positions(mask, B, T, dev).reshape({B * T}).index_select(0, rows).clamp_max(P - 1)
+                                : at::zeros({rows.size(0)}, f32.dtype(at::kLong));
+    sums.index_add_(0, pos, z.index_select(0, rows));
+    counts.index_add_(0, pos, at::ones({rows.size(0)}, f32));
+  }
+  at::Tensor means = sums / counts.clamp_min(1.0).view({-1, 1, 1});
+  return positional ? means : means.squeeze(0);
+}
+
+at::Tensor mean_reference(const at::Tensor& means, const AttributionBatch& b, bool positional, at::ScalarType dtype) {
+  const int64_t B = b.clean_ids.size(0), T = b.clean_ids.size(1);
+  const int64_t U = means.size(-2), D = means.size(-1);
+  if (!positional) return means.to(dtype).view({1, 1, U, D}).expand({B, T, U, D});
+  const at::Tensor pos = real_positions(b.attention_mask, B, T, means.device()).clamp_max(means.size(0) - 1);
+  return means.to(dtype).index_select(0, pos.reshape({B * T})).view({B, T, U, D});
+}
 
 double circuit_metric(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch_in,
                       const at::Tensor& in_circuit, MetricKind metric, bool loss, const at::Tensor& reference) {
@@ -179,11 +244,20 @@ std::unique_ptr<HookedTransformer> ungrouped_copy(const HookedTransformer& model
 Faithfulness faithfulness(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
                           const std::vector<char>& edge_mask, MetricKind metric, bool loss, int64_t batch_size,
                           Intervention intervention) {
+  return faithfulness(model, graph, examples, std::vector<std::vector<char>>{edge_mask}, metric, loss, batch_size,
+                      intervention)[0];
+}
+
+std::vector<Faithfulness> faithfulness(HookedTransformer& model, const Graph& graph,
+                                       const std::vector<PairExample>& examples,
+                                       const std::vector<std::vector<char>>& edge_masks, MetricKind metric, bool loss,
+                                       int64_t batch_size, Intervention intervention, MeanSource mean_source) {
   if (examples.empty()) throw Error(ErrorCode::kInput, "no examples to evaluate");
   if (batch_size <= 0) throw Error(ErrorCode::kUsage, "batch size must be positive; found " + std::to_string(batch_size));
-  const at::Tensor in = edge_mask_matrix(graph, edge_mask);
-  const at::Tensor all = at::ones_like(in);
-  const at::Tensor none = at::zeros_like(in);
+  std::vector<at::Tensor> in;
+  for (const auto& m : edge_masks) in.push_back(edge_mask_matrix(graph, m));
+  const at::Tensor all = at::ones({graph.n_upstream(), graph.n_downstream()}, at::kBool);
+  const at::Tensor none = at::zeros_like(all);
   const auto& s = graph.spec();
   std::unique_ptr<HookedTransformer> ungrouped;
   HookedTransformer* m = &model;
@@ -193,7 +267,12 @@ Faithfulness faithfulness(HookedTransformer& model, const Graph& graph, const st
     m = ungrouped.get();
     g = Graph({s.n_layers, s.n_heads, s.n_heads, KvEdges::kPerQueryHead});  // same names and indices
   }
-  Faithfulness f;
+  const bool mean = intervention == Intervention::kMean || intervention == Intervention::kMeanPositional;
+  const bool positional = intervention == Intervention::kMeanPositional;
+  at::Tensor means;
+  if (mean) means = mean_upstream_activations(*m, g, examples, positional, mean_source, batch_size);
+  std::vector<Faithfulness> out(edge_masks.size());
+  double clean = 0.0, corrupted = 0.0;
   const size_t N = examples.size();
   for (size_t begin = 0; begin < N; begin += static_cast<size_t>(batch_size)) {
     const size_t end = std::min(N, begin + static_cast<size_t>(batch_size));
@@ -203,12 +282,22 @@ Faithfulness faithfulness(HookedTransformer& model, const Graph& graph, const st
     if (intervention == Intervention::kZero)
       ref = at::zeros({b.clean_ids.size(0), b.clean_ids.size(1), g.n_upstream(), m->config().d_model},
                       at::TensorOptions().dtype(m->dtype()).device(m->device()));
-    f.circuit += w * circuit_metric(*m, g, b, in, metric, loss, ref);
-    f.clean += w * circuit_metric(*m, g, b, all, metric, loss);
-    f.corrupted += w * circuit_metric(*m, g, b, none, metric, loss);
+    else if (mean)
+      ref = mean_reference(means, b, positional, m->dtype());
+    // The corrupted run once per batch, not once per circuit.
+    const at::Tensor mask = b.attention_mask.defined() ? b.attention_mask.to(m->device()) : at::Tensor();
+    const at::Tensor corr = upstream_activations(*m, g, b.corrupted_ids.to(m->device(), at::kLong), mask);
+    if (!ref.defined()) ref = corr;
+    for (size_t i = 0; i < in.size(); ++i) out[i].circuit += w * circuit_metric(*m, g, b, in[i], metric, loss, ref);
+    clean += w * circuit_metric(*m, g, b, all, metric, loss, corr);
+    corrupted += w * circuit_metric(*m, g, b, none, metric, loss, corr);
   }
-  f.normalized = (f.circuit - f.corrupted) / (f.clean - f.corrupted);
-  return f;
+  for (Faithfulness& f : out) {
+    f.clean = clean;
+    f.corrupted = corrupted;
+    f.normalized = (f.circuit - corrupted) / (clean - corrupted);
+  }
+  return out;
 }
 
 }  // namespace circuitscope

@@ -1,0 +1,48 @@
+// Circuit reports (JSON): the sections that `attribute` and `evaluate` write and `compare`, `graph`
+// and `evaluate` read. The layout is fixed by schemas/report.schema.json (schema_version 1):
+//   edges {name: {score, in_graph}}, nodes {name: {in_graph[, score]}},
+//   heads [{layer, head, importance, in_circuit}], circuit {...}, faithfulness {...}.
+#pragma once
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "circuitscope/circuit.hpp"
+#include "circuitscope/graph.hpp"
+
+namespace circuitscope {
+
+constexpr int kReportSchemaVersion = 1;
+
+// Writes edges, nodes, heads and (when sel.kind != kNone) circuit into `report`.
+//  edges: every graph edge with its score; in_graph = in the (pruned) circuit, false without one.
+//  nodes: input, every head a{l}.h{h}, every MLP m{l}, and logits; in_graph per upstream_in_circuit,
+//         logits whenever the circuit has an edge. `node_scores` (optional, same order as the graph's
+//         upstream nodes) adds a score to each of those nodes.
+//  heads: every (layer, head); importance = sum of |score| over circuit edges leaving the head,
+//         normalized to sum 1 over heads (without a circuit: over all edges); in_circuit = the head
+//         node is in the circuit.
+void set_circuit_sections(nlohmann::json& report, const Graph& g, const std::vector<double>& edge_scores,
+                          const Selection& sel, const SelectedCircuit& circuit,
+                          const std::vector<double>* node_scores = nullptr);
+
+// The `circuit` block's selection fields (selection, absolute, top_n / threshold / greedy / simplify).
+nlohmann::json selection_json(const Selection& sel);
+
+// What evaluate and graph need from a report: the graph it was scored on and its edges.
+struct ReportEdges {
+  GraphSpec spec;
+  std::vector<double> scores;  // by edge index
+  EdgeMask in_graph;           // all 0 when the report has no circuit
+  bool has_circuit = false;
+};
+// Throws Error(kInput) naming the file and the key when something is missing or does not fit.
+ReportEdges report_edges(const nlohmann::json& report, const std::string& path);
+
+nlohmann::json read_json_file(const std::string& path, bool allow_comments = false);
+// Temporary file in the same folder, then rename: readers never see half a report.
+void write_file_atomically(const std::string& path, const std::string& text);
+
+}  // namespace circuitscope

@@ -1,0 +1,171 @@
+#include "circuitscope/report.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "circuitscope/error.hpp"
+
+namespace circuitscope {
+
+nlohmann::json selection_json(const Selection& sel) {
+  nlohmann::json j = {{"selection", selection_name(sel.kind)}, {"absolute", sel.absolute}};
+  if (sel.node_level) j["level"] = "node";
+  switch (sel.kind) {
+    case SelectionKind::kNone: break;
+    case SelectionKind::kTopN: j["top_n"] = sel.n; break;
+    case SelectionKind::kThreshold: j["threshold"] = sel.tau; break;
+    case SelectionKind::kGreedy: j["greedy"] = sel.n; break;
+    case SelectionKind::kSimplify:
+      j["top_n"] = sel.n;
+      j["simplify"] = sel.tau;
+      break;
+  }
+  return j;
+}
+
+void set_circuit_sections(nlohmann::json& report, const Graph& g, const std::vector<double>& s, const Selection& sel,
+                          const SelectedCircuit& c, const std::vector<double>* node_scores) {
+  if (static_cast<int64_t>(s.size()) != g.n_edges() || static_cast<int64_t>(c.mask.size()) != g.n_edges())
+    throw Error(ErrorCode::kInternal, "report: scores or circuit mask do not match the graph's edge count");
+  if (node_scores && static_cast<int64_t>(node_scores->size()) != g.n_upstream())
+    throw Error(ErrorCode::kInternal, "report: node scores do not match the graph's upstream node count");
+  const bool has = sel.kind != SelectionKind::kNone;
+  nlohmann::json edges = nlohmann::json::object();
+  for (int64_t e = 0; e < g.n_edges(); ++e) edges[g.edge_name(e)] = {{"score", s[e]}, {"in_graph", c.mask[e] != 0}};
+
+  const std::vector<char> up_in = upstream_in_circuit(g, c.mask);
+  const int64_t n_in = count_edges(c.mask);
+  nlohmann::json nodes = nlohmann::json::object();
+  int64_t nodes_in = 0;
+  for (int64_t u = 0; u < g.n_upstream(); ++u) {
+    nlohmann::json n = {{"in_graph", up_in[u] != 0}};
+    if (node_scores) n["score"] = (*node_scores)[u];
+    nodes[g.upstream()[u].name] = std::move(n);
+    nodes_in += up_in[u] != 0;
+  }
+  nodes["logits"] = {{"in_graph", n_in > 0}};
+  nodes_in += n_in > 0;
+
+  const auto& sp = g.spec();
+  std::vector<double> imp(sp.n_layers * sp.n_heads, 0.0);
+  for (int64_t e = 0; e < g.n_edges(); ++e) {
+    if (has && !c.mask[e]) continue;
+    const UpstreamNode& n = g.upstream()[g.edge_nodes(e).first];
+    if (n.kind == UpstreamKind::kHead) imp[n.layer * sp.n_heads + n.head] += std::abs(s[e]);
+  }
+  double total = 0.0;
+  for (double v : imp) total += v;
+  nlohmann::json heads = nlohmann::json::array();
+  for (int64_t l = 0; l < sp.n_layers; ++l)
+    for (int64_t h = 0; h < sp.n_heads; ++h)
+      heads.push_back({{"layer", l},
+                       {"head", h},
+                       {"importance", total > 0 ? imp[l * sp.n_heads + h] / total : 0.0},
+                       {"in_circuit", up_in[g.upstream_head(l, h)] != 0}});
+
+  report["edges"] = std::move(edges);
+  report["nodes"] = std::move(nodes);
+  report["heads"] = std::move(heads);
+  if (has) {
+    nlohmann::json cj = selection_json(sel);
+    cj["selected"] = c.selected;
+    cj["pruned"] = c.pruned;
+    cj["edges"] = n_in;
+    cj["nodes"] = nodes_in;
+    report["circuit"] = std::move(cj);
+  } else {
+    report.erase("circuit");
+  }
+}
+
+namespace {
+const nlohmann::json& need(const nlohmann::json& j, const char* key, const std::string& where, const std::string& path) {
+  if (!j.is_object() || !j.contains(key))
+    throw Error(ErrorCode::kFormat, path + ": missing key '" + where + (where.empty() ? "" : ".") + key + "'");
+  return j.at(key);
+}
+int64_t need_int(const nlohmann::json& j, const char* key, const std::string& where, const std::string& path) {
+  const nlohmann::json& v = need(j, key, where, path);
+  if (!v.is_number_integer() || v.get<int64_t>() < 0)
+    throw Error(ErrorCode::kFormat, path + ": '" + where + "." + key + "' must be a non-negative integer; found " + v.dump());
+  return v.get<int64_t>();
+}
+}  // namespace
+
+ReportEdges report_edges(const nlohmann::json& j, const std::string& path) {
+  if (!j.is_object()) throw Error(ErrorCode::kFormat, path + ": a report must be a JSON object");
+  const nlohmann::json& sv = need(j, "schema_version", "", path);
+  if (sv != kReportSchemaVersion)
+    throw Error(ErrorCode::kFormat, path + ": schema_version " + sv.dump() + " is not supported (expected " +
+                                       std::to_string(kReportSchemaVersion) + ")");
+  const nlohmann::json& model = need(j, "model", "", path);
+  ReportEdges r;
+  r.spec.n_layers = need_int(model, "n_layers", "model", path);
+  r.spec.n_heads = need_int(model, "n_heads", "model", path);
+  r.spec.n_kv_heads = need_int(model, "n_kv_heads", "model", path);
+  if (r.spec.n_layers < 1 || r.spec.n_heads < 1 || r.spec.n_kv_heads < 1 || r.spec.n_heads % r.spec.n_kv_heads != 0)
+    throw Error(ErrorCode::kFormat, path + ": model dims n_layers/n_heads/n_kv_heads do not describe a graph");
+  const nlohmann::json& kv = need(need(j, "method", "", path), "kv_edges", "method", path);
+  if (!kv.is_string()) throw Error(ErrorCode::kFormat, path + ": 'method.kv_edges' must be a string");
+  try {
+    r.spec.kv_edges = parse_kv_edges(kv.get<std::string>());
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kFormat, path + ": method.kv_edges: " + e.what());
+  }
+  const Graph g(r.spec);
+  const nlohmann::json& edges = need(j, "edges", "", path);
+  if (!edges.is_object()) throw Error(ErrorCode::kFormat, path + ": 'edges' must be an object");
+  r.scores.assign(g.n_edges(), 0.0);
+  r.in_graph.assign(g.n_edges(), 0);
+  std::vector<char> seen(g.n_edges(), 0);
+  for (const auto& [name, e] : edges.items()) {
+    const auto idx = g.find_edge(name);
+    if (!idx) throw Error(ErrorCode::kFormat, path + ": edge '" + name + "' is not an edge of the report's graph");
+    const nlohmann::json& sc = need(e, "score", "edges." + name, path);
+    if (!sc.is_number()) throw Error(ErrorCode::kFormat, path + ": 'edges." + name + ".score' must be a number");
+    r.scores[*idx] = sc.get<double>();
+    if (e.contains("in_graph")) {
+      if (!e["in_graph"].is_boolean())
+        throw Error(ErrorCode::kFormat, path + ": 'edges." + name + ".in_graph' must be true or false");
+      r.in_graph[*idx] = e["in_graph"].get<bool>();
+    }
+    seen[*idx] = 1;
+  }
+  for (int64_t e = 0; e < g.n_edges(); ++e)
+    if (!seen[e]) throw Error(ErrorCode::kFormat, path + ": edge '" + g.edge_name(e) + "' of the graph is missing");
+  r.has_circuit = j.contains("circuit");
+  return r;
+}
+
+nlohmann::json read_json_file(const std::string& path, bool allow_comments) {
+  std::ifstream f(path);
+  if (!f) throw Error(ErrorCode::kIo, "cannot open '" + path + "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  try {
+    return nlohmann::json::parse(ss.str(), nullptr, true, allow_comments);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(ErrorCode::kFormat, path + ": malformed JSON: " + e.what());
+  }
+}
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    if (!f) throw Error(ErrorCode::kIo, "cannot write '" + tmp + "'");
+    f << text;
+    if (!f.flush()) throw Error(ErrorCode::kIo, "write to '" + tmp + "' failed");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw Error(ErrorCode::kIo, "cannot rename '" + tmp + "' to '" + path + "'");
+  }
+}
+
+}  // namespace circuitscope
