@@ -1,32 +1,70 @@
 #!/usr/bin/env bash
-# The main job: set up, build, then exercise the toolkit end to end on the bundled tiny checkpoints.
-# Outputs go to ${DEMO_OUT:-out/demo}.
+# The main job: the emergent-heads study in miniature, on the CPU.
+#  1. set up and build;
+#  2. train a tiny Qwen2 base model (answers directly), then post-train it with SFT on <think> traces
+#     and with GRPO (or reuse the checkpoints: a rerun resumes, and a finished run returns at once);
+#  3. measure held-out accuracy of each;
+#  4. build clean/corrupted pairs the Thinking Sparks way (each model's own opening after <think>);
+#  5. run EAP-IG on the base and the post-trained checkpoints and select circuits;
+#  6. compare the circuits: which heads emerged, which were kept, which were lost.
+# Everything is left in ${DEMO_OUT:-out/demo}: checkpoints in toy/, datasets in data/, reports in
+# reports/ (attribute reports, compare JSON, Graphviz DOT of each circuit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { printf '\n== [%4ds] %s\n' $(( $(date +%s) - start )) "$*"; }
+
+step "set up and build"
 bash scripts/build.sh
-CS=./build/circuitscope
+# One thread: the toy model's matmuls are small, and two OpenMP threads contend badly on a busy
+# 2-core machine (see README, Toy lab).
+CS="./build/circuitscope --threads ${DEMO_THREADS:-1}"
 OUT=${DEMO_OUT:-out/demo}
-mkdir -p "$OUT"
-M=tests/data/hf-tiny/qwen2-tiny
+TOY=$OUT/toy DATA=$OUT/data REP=$OUT/reports
+mkdir -p "$TOY" "$DATA" "$REP"
+SEED=${DEMO_SEED:-1}
 
-echo "== inspect: architecture, dims, dtypes, BLAS and threads"
-$CS inspect $M
+step "train the base checkpoint (answers directly, think off)"
+$CS toy train --stage base --out "$TOY/base" --seed "$SEED"
+step "post-train with SFT on <think> traces (from base)"
+$CS toy train --stage sft --init "$TOY/base/final" --out "$TOY/sft" --seed "$SEED"
+step "post-train with GRPO (from SFT; KL to the SFT model)"
+$CS toy train --stage grpo --init "$TOY/sft/final" --out "$TOY/grpo" --seed "$SEED"
 
-echo; echo "== run: logits and cached activations of two prompts (left-padded batch)"
-$CS run $M --ids 5,17,300,42,7 --ids 9,8,7 --hooks 'blocks.*.hook_resid_post' --hooks 'blocks.*.attn.hook_pattern' \
-    --out "$OUT/run.safetensors"
-ls -l "$OUT/run.safetensors"
+step "held-out accuracy (greedy; base with think off, SFT and GRPO with think on)"
+for s in base sft grpo; do
+  $CS toy eval "$TOY/$s/final" --n 200 --show 2 | tee "$REP/eval_$s.txt"
+  echo
+done
 
-echo; echo "== generate: greedy, then sampled (seeded), then with head 1.2 ablated and head 0.1 scaled x1.3"
-$CS generate $M --ids 5,17,300 --max-new-tokens 12
-$CS generate $M --ids 5,17,300 --max-new-tokens 12 --temperature 0.8 --top-p 0.9 --seed 1
-$CS generate $M --ids 5,17,300 --max-new-tokens 12 --ablate-head 1.2 --scale-head 0.1=1.3
+step "pairs: each model's own opening after <think> on held-out problems"
+$CS toy problems "$TOY/base/final" --n ${DEMO_PAIRS:-48} --out "$DATA/problems.jsonl"
+# clean = the post-trained model's opening, corrupted = the base model's (for the post-trained circuit);
+# --reverse: clean = the base model's opening (for the base model's circuit).
+for post in sft grpo; do
+  $CS pairs "$TOY/$post/final" "$TOY/base/final" --prompts "$DATA/problems.jsonl" --out "$DATA/${post}_vs_base.jsonl"
+  $CS pairs "$TOY/$post/final" "$TOY/base/final" --prompts "$DATA/problems.jsonl" --out "$DATA/base_vs_${post}.jsonl" --reverse
+done
+head -c 600 "$DATA/sft_vs_base.jsonl"; echo
 
-echo; echo "== tokenize and chat-format with the real Qwen3 tokenizer and chat template"
-TOK=tests/data/tokenizers/qwen3
-$CS tokenize $TOK "Let's compute 17+25*3 step by step: 25*3=75."
-$CS chat-format $TOK --system "You are a helpful assistant." --user "What is 17+25*3?" --think off --ids
+# EAP-IG-inputs, 5 steps, on the mean log-prob of each model's own opening (teacher-forced after the
+# chat template with think on); circuit = top edges then |score| >= tau, pruned to input->logits paths.
+ATTR="--chat --think on --metric seq-logprob --method eap-ig-inputs --ig-steps 5 --top-n ${DEMO_TOP_N:-5000} --simplify ${DEMO_TAU:-0.02}"
+for post in sft grpo; do
+  step "EAP-IG: base circuit (pairs base_vs_$post) and $post circuit (pairs ${post}_vs_base)"
+  $CS attribute "$TOY/base/final" --data "$DATA/base_vs_${post}.jsonl" $ATTR --out "$REP/base_for_${post}.json"
+  $CS attribute "$TOY/$post/final" --data "$DATA/${post}_vs_base.jsonl" $ATTR --out "$REP/${post}.json"
+  $CS graph "$REP/${post}.json" --out "$REP/${post}.dot"
+  step "compare: heads of the $post circuit against the base circuit"
+  $CS compare "$REP/base_for_${post}.json" "$REP/${post}.json" --out "$REP/compare_${post}.json" | tee "$REP/compare_${post}.txt"
+done
 
-echo; echo "== bench forward (small shape; see README for the full-size numbers)"
-$CS bench forward --layers 4 --d-model 256 --heads 8 --kv-heads 2 --seq 128 --batch 2 --vocab 8000 --iters 3
-echo; echo "demo outputs are in $OUT"
+step "summary"
+for s in base sft grpo; do
+  printf '%-5s held-out accuracy: %s\n' "$s" "$(grep '^accuracy' "$REP/eval_$s.txt" | sed 's/^accuracy *//')"
+done
+for post in sft grpo; do
+  printf '%-5s vs base: %s\n' "$post" "$(head -1 "$REP/compare_${post}.txt")"
+done
+echo "outputs: $OUT (toy/ checkpoints, data/ pairs, reports/ attribute + compare JSON, DOT graphs)"
+echo "total $(( $(date +%s) - start )) s"

@@ -1,7 +1,9 @@
 // circuitscope toy train --task arith --stage base|sft|grpo --out DIR [--init DIR] ...
 // circuitscope toy eval CKPT [--n 200] [--think on|off] [--seed S] [--json]
+// circuitscope toy problems CKPT [--n 64] [--seed S] --out problems.jsonl
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -30,6 +32,8 @@ struct ToyCliOptions {
   int min_operands = 0, max_operands = 0;
   int64_t max_operand = -1;
   std::string ops;
+  // problems
+  std::string problems_out;
 };
 
 std::optional<bool> parse_on_off(const std::string& s, const std::string& option) {
@@ -115,6 +119,23 @@ void add_spec_options(CLI::App* s, ToyCliOptions& o) {
   s->add_option("--ops", o.ops, "operators to use, e.g. +-*");
 }
 
+// Held-out problems of a checkpoint's task as a prompts file for `pairs` (JSONL: prompt, problem, answer).
+int run_problems(ToyCliOptions& o) {
+  toy::EvalOptions e = o.eval;
+  const auto info = toy::read_toy_info(o.ckpt);
+  if (!info) throw Error(ErrorCode::kInput, "'" + o.ckpt + "' has no toy_lab.json: not a toy checkpoint");
+  e.spec = info->spec;
+  apply_spec_overrides(o, e.spec);
+  const auto problems = toy::sample_eval_problems(e.spec, info->eval_fraction, e.n, e.seed);
+  std::ofstream f(o.problems_out, std::ios::trunc);
+  if (!f) throw Error(ErrorCode::kIo, "cannot write '" + o.problems_out + "'");
+  for (const auto& p : problems)
+    f << nlohmann::json{{"prompt", toy::user_message(p)}, {"problem", p.text()}, {"answer", p.answer()}}.dump() << "\n";
+  if (!f.flush()) throw Error(ErrorCode::kIo, "write to '" + o.problems_out + "' failed");
+  spdlog::info("wrote {} held-out problems to {}", problems.size(), o.problems_out);
+  return 0;
+}
+
 CommandRegistrar reg({"toy", "Toy lab: train tiny Qwen2 models on arithmetic (base, SFT, GRPO) and evaluate them",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<ToyCliOptions>();
@@ -163,10 +184,16 @@ CommandRegistrar reg({"toy", "Toy lab: train tiny Qwen2 models on arithmetic (ba
                         ev->add_option("--device", o->device, "cpu, cuda or cuda:N");
                         ev->add_flag("--json", o->json, "print JSON");
                         add_spec_options(ev, *o);
-                        return [o, tr, ev]() -> int {
+                        CLI::App* pr = sub->add_subcommand("problems", "held-out problems of a checkpoint's task, as a prompts file for pairs");
+                        pr->add_option("checkpoint", o->ckpt, "toy checkpoint folder (its task and split)")->required();
+                        pr->add_option("--n", o->eval.n, "number of problems")->capture_default_str();
+                        pr->add_option("--seed", o->eval.seed, "which held-out problems")->capture_default_str();
+                        pr->add_option("--out", o->problems_out, "JSONL: prompt, problem, answer")->required();
+                        return [o, tr, ev, pr]() -> int {
                           if (tr->parsed()) return run_train(*o);
                           if (ev->parsed()) return run_eval(*o);
-                          throw Error(ErrorCode::kUsage, "toy needs a subcommand: train or eval");
+                          if (pr->parsed()) return run_problems(*o);
+                          throw Error(ErrorCode::kUsage, "toy needs a subcommand: train, eval or problems");
                         };
                       }});
 
