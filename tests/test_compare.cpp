@@ -147,6 +147,13 @@ TEST_CASE("compare CLI: grids on stdout, JSON file, exit codes", "[compare]") {
   const nlohmann::json j = nlohmann::json::parse(in);
   CHECK(j["counts"]["emergent"] == 2);
   CHECK(j["post"]["path"] == post);
+  // --list: just the heads, for scripts (same order as the lists above).
+  REQUIRE(cs_test::run_command(cs_test::binary_path() + " compare " + base + " " + post + " --list emergent", out) == 0);
+  CHECK(out == "0.1 1.2\n");
+  REQUIRE(cs_test::run_command(cs_test::binary_path() + " compare " + base + " " + post + " --list lost", out) == 0);
+  CHECK(out == "0.2 1.0\n");
+  CHECK(cs_test::run_command(cs_test::binary_path() + " compare " + base + " " + post + " --list gained", out) ==
+        static_cast<int>(ErrorCode::kUsage));
 
   nlohmann::json nh = report("b", kBase);
   nh.erase("heads");

@@ -137,6 +137,40 @@ TEST_CASE("toy training writes loadable checkpoints; eval and the CLI read them"
   REQUIRE(j["n"] == 4);
   REQUIRE(j["stage"] == "base");
   REQUIRE(j["think"] == false);
+
+  // Head interventions while decoding: a scale of 1 changes nothing, ablating equals scaling by 0,
+  // and ablating every head of layer 0 (4 heads here) is recorded; malformed specs are usage errors.
+  const std::string ev = cs_test::binary_path() + " toy eval " + dir + "/base/final --n 6 --max-new-tokens 6 --show 6 --json";
+  auto eval_json = [&](const std::string& extra) {
+    std::string o2;
+    const int rc2 = cs_test::run_command("{ " + ev + extra + " 2>/dev/null; }", o2);
+    INFO(o2);
+    REQUIRE(rc2 == 0);
+    return nlohmann::json::parse(o2);
+  };
+  const auto plain = eval_json("");
+  CHECK(eval_json(" --scale-head 0.3=1")["examples"] == plain["examples"]);
+  const auto abl = eval_json(" --ablate-head '0.0 0.1 0.2 0.3'");
+  CHECK(abl["ablated"].size() == 1);
+  CHECK(abl["examples"] == eval_json(" --scale-head '0.0=0 0.1=0 0.2=0 0.3=0'")["examples"]);
+  CHECK(cs_test::run_command(ev + " --ablate-head 0.1=2", out) == static_cast<int>(ErrorCode::kUsage));
+  CHECK(cs_test::run_command(ev + " --scale-head 0.1", out) == static_cast<int>(ErrorCode::kUsage));
+  CHECK(cs_test::run_command(ev + " --ablate-head 0.99", out) != 0);
+  INFO(out);
+  CHECK(out.find("99") != std::string::npos);
+
+  // toy problems: held-out problems of the checkpoint's task as a prompts file.
+  REQUIRE(cs_test::run_command(cs_test::binary_path() + " toy problems " + dir + "/base/final --n 5 --out " + dir + "/p.jsonl", out) == 0);
+  std::ifstream pf(dir + "/p.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(pf, line); ++lines) {
+    const auto pj = nlohmann::json::parse(line);
+    const ArithProblem p = parse_problem(pj["problem"].get<std::string>());
+    CHECK(is_eval_problem(p, 0.1));
+    CHECK(pj["prompt"] == pj["problem"].get<std::string>() + "=");
+    CHECK(pj["answer"] == p.answer());
+  }
+  CHECK(lines == 5);
   cs_test::remove_tree(dir);
 }
 

@@ -15,6 +15,7 @@ namespace {
 
 struct CompareOptions {
   std::string base, post, out;
+  std::string list;  // emergent | retained | lost: print only those heads, "L.H" space-separated
 };
 
 int run_compare(const CompareOptions& o) {
@@ -24,7 +25,15 @@ int run_compare(const CompareOptions& o) {
     spdlog::warn("both reports come from the same checkpoint (fingerprint {}): nothing was post-trained in between",
                  base.fingerprint);
   const CircuitComparison c = compare_circuits(base, post);
-  std::cout << format_comparison(c);
+  if (o.list.empty()) {
+    std::cout << format_comparison(c);
+  } else {
+    const std::vector<size_t>& which = o.list == "emergent" ? c.emergent : o.list == "retained" ? c.retained : c.lost;
+    std::string line;
+    for (size_t i : which)
+      line += (line.empty() ? "" : " ") + std::to_string(c.heads[i].layer) + "." + std::to_string(c.heads[i].head);
+    std::cout << line << "\n";
+  }
   if (!o.out.empty()) {
     const std::string tmp = o.out + ".tmp";
     {
@@ -44,6 +53,10 @@ CommandRegistrar reg({"compare", "Compare the head circuits of a base and a post
                         sub->add_option("base", o->base, "attribute report of the base model")->required();
                         sub->add_option("post", o->post, "attribute report of the post-trained model")->required();
                         sub->add_option("--out", o->out, "write the comparison as JSON");
+                        sub->add_option("--list", o->list,
+                                        "print only the emergent, retained or lost heads as LAYER.HEAD, space-separated "
+                                        "(for scripts: e.g. toy eval --ablate-head)")
+                            ->check(CLI::IsMember({"emergent", "retained", "lost"}));
                         sub->footer("Reads the reports' \"heads\" arrays (attribute with --top-n or --threshold). "
                                     "Emergent heads are in the post-trained circuit only, retained in both, lost in "
                                     "the base circuit only; E = (I_post - I_base)/(I_post + I_base + 1e-6) per head.");

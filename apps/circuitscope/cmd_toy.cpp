@@ -5,9 +5,11 @@
 
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/toy.hpp"
 #include "command.hpp"
@@ -32,6 +34,7 @@ struct ToyCliOptions {
   int min_operands = 0, max_operands = 0;
   int64_t max_operand = -1;
   std::string ops;
+  std::vector<std::string> ablate, scale;  // eval: head interventions
   // problems
   std::string problems_out;
 };
@@ -78,6 +81,24 @@ int run_eval(ToyCliOptions& o) {
   apply_spec_overrides(o, e.spec);
   if (auto th = parse_on_off(o.eval_think, "--think")) e.think = *th;
   auto model = HookedTransformer::from_pretrained(o.ckpt, {o.dtype, o.device});
+  // Head interventions as in the Thinking Sparks ablations: zero (--ablate-head) or scale a head's
+  // output during the whole greedy decode. "2.5 3.1" in one argument is accepted too.
+  std::vector<HeadIntervention> edits;
+  auto add_specs = [&](const std::vector<std::string>& specs, bool scale) {
+    for (const auto& arg : specs) {
+      std::istringstream in(arg);
+      for (std::string s; in >> s;) {
+        const bool has_factor = s.find_first_of("=:") != std::string::npos;
+        if (has_factor != scale)
+          throw Error(ErrorCode::kUsage, scale ? "--scale-head takes LAYER.HEAD=FACTOR; found '" + s + "'"
+                                               : "--ablate-head takes LAYER.HEAD; found '" + s + "'");
+        edits.push_back(parse_head_intervention(s));
+      }
+    }
+  };
+  add_specs(o.ablate, false);
+  add_specs(o.scale, true);
+  auto handles = apply_head_interventions(model->hooks(), edits, model->config().n_heads);
   const toy::EvalResult r = toy::evaluate_toy(*model, o.ckpt, e);
   if (o.json) {
     nlohmann::json j = {{"checkpoint", o.ckpt},
@@ -88,7 +109,9 @@ int run_eval(ToyCliOptions& o) {
                         {"answered", r.answered},
                         {"accuracy", r.accuracy},
                         {"mean_completion_tokens", r.mean_completion_tokens},
-                        {"seed", e.seed}};
+                        {"seed", e.seed},
+                        {"ablated", o.ablate},
+                        {"scaled", o.scale}};
     nlohmann::json ex = nlohmann::json::array();
     for (int64_t i = 0; i < std::min<int64_t>(o.show, r.examples.size()); ++i) {
       const auto& x = r.examples[i];
@@ -103,6 +126,7 @@ int run_eval(ToyCliOptions& o) {
             << "\nthink        " << (e.think ? "on" : "off") << "\nheld-out     " << r.n << " problems (seed " << e.seed
             << ")\naccuracy     " << r.correct << "/" << r.n << " = " << r.accuracy << "\nwell-formed  " << r.answered
             << "/" << r.n << "\nmean length  " << r.mean_completion_tokens << " tokens\n";
+  if (!edits.empty()) std::cout << "heads        " << edits.size() << " head intervention(s) during decoding\n";
   for (int64_t i = 0; i < std::min<int64_t>(o.show, r.examples.size()); ++i) {
     const auto& x = r.examples[i];
     std::string c = x.completion;
@@ -183,6 +207,8 @@ CommandRegistrar reg({"toy", "Toy lab: train tiny Qwen2 models on arithmetic (ba
                         ev->add_option("--dtype", o->dtype, "f32 or bf16");
                         ev->add_option("--device", o->device, "cpu, cuda or cuda:N");
                         ev->add_flag("--json", o->json, "print JSON");
+                        ev->add_option("--ablate-head", o->ablate, "zero a head's output while decoding: LAYER.HEAD (repeatable, or space-separated)");
+                        ev->add_option("--scale-head", o->scale, "scale a head's output: LAYER.HEAD=FACTOR (e.g. 3.1=1.3)");
                         add_spec_options(ev, *o);
                         CLI::App* pr = sub->add_subcommand("problems", "held-out problems of a checkpoint's task, as a prompts file for pairs");
                         pr->add_option("checkpoint", o->ckpt, "toy checkpoint folder (its task and split)")->required();
