@@ -34,7 +34,7 @@ struct TempDir {
 };
 }  // namespace
 
-TEST_CASE("pair datasets: good lines, blank lines, bad lines with their line numbers", "[attribution][dataset]") {
+TEST_CASE("pair datasets: good lines - blank lines - bad lines with their line numbers", "[attribution][dataset]") {
   TempDir tmp;
   PairReadOptions ro;
   ro.vocab_size = 512;
@@ -87,7 +87,7 @@ TEST_CASE("pair datasets: good lines, blank lines, bad lines with their line num
   REQUIRE_THROWS_AS(read_pairs_jsonl(tmp.path + "/missing.jsonl", ro), Error);
 }
 
-TEST_CASE("batched, right-padded attribution equals pair-by-pair attribution", "[attribution]") {
+TEST_CASE("batched - right-padded attribution equals pair-by-pair attribution", "[attribution]") {
   TempDir tmp;
   auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
   PairReadOptions ro;
@@ -168,7 +168,7 @@ TEST_CASE("attribute command writes a report with every edge", "[attribution][cl
   REQUIRE(rc == 2);
 }
 
-TEST_CASE("attribute command: circuit selection, faithfulness and head importance", "[attribution][cli]") {
+TEST_CASE("attribute command: circuit selection - faithfulness and head importance", "[attribution][cli]") {
   TempDir tmp;
   const std::string bin = cs_test::binary_path();
   const std::string model = cs_test::data_dir() + "/hf-tiny/qwen2-tiny";

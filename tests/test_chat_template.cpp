@@ -370,7 +370,7 @@ TEST_CASE("load_tokenizer_config reads Qwen3's config", "[chat]") {
   CHECK(contains(*c.chat_template, "ns.multi_step_tool"));
 }
 
-TEST_CASE("load_tokenizer_config: AddedToken objects, the list form and chat_template.jinja", "[chat]") {
+TEST_CASE("load_tokenizer_config: AddedToken objects - the list form and chat_template.jinja", "[chat]") {
   TempModelDir d(R"({
     "bos_token": {"__type": "AddedToken", "content": "<s>", "lstrip": false, "normalized": false, "rstrip": false, "single_word": false},
     "eos_token": "</s>", "unk_token": null, "add_bos_token": true, "add_eos_token": false,

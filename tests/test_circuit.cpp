@@ -114,7 +114,7 @@ TEST_CASE("greedy grows backwards from logits by the best edge into the circuit"
   REQUIRE(count_edges(select_greedy(gk, sk, gk.n_edges())) == gk.n_edges());
 }
 
-TEST_CASE("simplify: top n, then |score| >= tau; selection names", "[attribution][circuit]") {
+TEST_CASE("simplify: top n - then |score| >= tau - selection names", "[attribution][circuit]") {
   Graph g({2, 2, 1, KvEdges::kPerQueryHead});
   std::vector<double> s(g.n_edges(), 0.0);
   s[3] = -5.0;
@@ -146,7 +146,7 @@ TEST_CASE("simplify: top n, then |score| >= tau; selection names", "[attribution
   REQUIRE_THROWS_AS(parse_selection("best"), Error);
 }
 
-TEST_CASE("node-level circuits: node score = sum of outgoing edge scores; edges between kept nodes",
+TEST_CASE("node-level circuits: node score = sum of outgoing edge scores - edges between kept nodes",
           "[attribution][circuit]") {
   Graph g({2, 2, 1, KvEdges::kPerQueryHead});
   std::vector<double> s(g.n_edges(), 0.0);
@@ -190,7 +190,7 @@ TEST_CASE("node-level circuits: node score = sum of outgoing edge scores; edges 
   REQUIRE_THROWS_AS(select_circuit(g, s, sel), Error);
 }
 
-TEST_CASE("nodes in the circuit: own inputs count, a shared kv input does not", "[attribution][circuit]") {
+TEST_CASE("nodes in the circuit: own inputs count - a shared kv input does not", "[attribution][circuit]") {
   Graph gk({2, 2, 1, KvEdges::kPerKvHead});
   EdgeMask m = mask_of(gk, {"input->a1.kv0<k>", "a1.h1->logits"});
   REQUIRE(prune(gk, m) == 0);

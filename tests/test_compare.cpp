@@ -34,7 +34,7 @@ std::string write(const std::string& path, const nlohmann::json& j) {
 
 }  // namespace
 
-TEST_CASE("compare: emergent, retained, lost and E on hand-made reports", "[compare]") {
+TEST_CASE("compare: emergent - retained - lost and E on hand-made reports", "[compare]") {
   const auto c = compare_circuits(report_heads_from_json(report("base", kBase), "base.json"),
                                   report_heads_from_json(report("post", kPost), "post.json"));
   REQUIRE(c.n_layers == 2);
@@ -74,7 +74,7 @@ TEST_CASE("compare: emergent, retained, lost and E on hand-made reports", "[comp
   CHECK(j["heads"].size() == 6);
 }
 
-TEST_CASE("compare: shape from the heads array, missing heads count as zero", "[compare]") {
+TEST_CASE("compare: shape from the heads array - missing heads count as zero", "[compare]") {
   // No model block: the shape comes from the heads listed; L1.H1 absent.
   nlohmann::json b = report("b", kBase, /*with_model=*/false);
   b["heads"].erase(4);
@@ -127,7 +127,7 @@ TEST_CASE("compare: errors name the files", "[compare]") {
   }
 }
 
-TEST_CASE("compare CLI: grids on stdout, JSON file, exit codes", "[compare]") {
+TEST_CASE("compare CLI: grids on stdout - JSON file - exit codes", "[compare]") {
   const std::string dir = cs_test::make_temp_dir("compare");
   const std::string base = write(dir + "/base.json", report("b", kBase));
   const std::string post = write(dir + "/post.json", report("p", kPost));

@@ -17,7 +17,7 @@ nlohmann::json load(const std::string& p) {
 }
 }  // namespace
 
-TEST_CASE("attribute --config: thinking-sparks config = command line = preset; overrides; errors", "[config][cli]") {
+TEST_CASE("attribute --config: thinking-sparks config = command line = preset - overrides - errors", "[config][cli]") {
   TempDir tmp;
   const std::string data = tmp.path + "/p.jsonl";
   std::ofstream(data) << "{\"clean_ids\": [5, 17, 300, 42, 7, 99, 256, 3], \"corrupted_ids\": [5, 17, 301, 42, 7, 12, "

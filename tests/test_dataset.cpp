@@ -60,7 +60,7 @@ TEST_CASE("pair datasets carry the SHA-256 of the file's bytes", "[dataset]") {
   REQUIRE(ds.sha256 == out.substr(0, 64));
 }
 
-TEST_CASE("text-form pairs: prompts, answer/wrong first tokens, continuations, chat rendering", "[dataset]") {
+TEST_CASE("text-form pairs: prompts - answer/wrong first tokens - continuations - chat rendering", "[dataset]") {
   TempDir tmp;
   const auto tok = load_tokenizer(tiny_tokenizer_dir());
   auto enc = [&](const std::string& s, bool special) { return tok->encode(s, special).ids; };
@@ -157,7 +157,7 @@ TEST_CASE("text-form pairs: prompts, answer/wrong first tokens, continuations, c
   REQUIRE(tf.examples[0].n_supervised == 2);
 }
 
-TEST_CASE("attribute --chat --think --system: text pairs through the chat template, seq-logprob", "[dataset][cli]") {
+TEST_CASE("attribute --chat --think --system: text pairs through the chat template - seq-logprob", "[dataset][cli]") {
   TempDir tmp;
   // A tokenizer folder: the tiny byte-level tokenizer and a chat template that honours enable_thinking.
   const std::string tdir = tmp.path + "/tok";

@@ -66,7 +66,7 @@ double finite_difference(HookedTransformer& m, const Graph& g, const Attribution
 }
 }  // namespace
 
-TEST_CASE("EAP scores match finite differences of the metric, edge by edge", "[attribution]") {
+TEST_CASE("EAP scores match finite differences of the metric - edge by edge", "[attribution]") {
   auto m = load("hf-tiny/qwen2-tiny");  // GQA: 4 query heads, 2 kv heads
   const AttributionBatch b = cs_test::make_batch();
   struct Case {
@@ -120,7 +120,7 @@ TEST_CASE("EAP scores match finite differences of the metric, edge by edge", "[a
   }
 }
 
-TEST_CASE("EAP: loss negates, the clean/corrupted baselines are the model's metric", "[attribution]") {
+TEST_CASE("EAP: loss negates - the clean/corrupted baselines are the model's metric", "[attribution]") {
   auto m = load("hf-tiny/llama-tiny");
   const AttributionBatch b = cs_test::make_batch();
   Graph g({m->config().n_layers, m->config().n_heads, m->config().n_kv_heads, KvEdges::kPerQueryHead});
@@ -340,7 +340,7 @@ TEST_CASE("right padding: pads after the real tokens leave the real positions' l
   cs_test::require_close(padded[1].narrow(0, 0, 3), logits_alone(*m, b), 1e-5, 1e-5, "row 1 real positions");
 }
 
-TEST_CASE("unequal lengths: each pair's metrics are read at the clean positions, as when run alone", "[attribution][eap]") {
+TEST_CASE("unequal lengths: each pair's metrics are read at the clean positions - as when run alone", "[attribution][eap]") {
   auto m = load("hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   const std::vector<PairExample> ex = unequal_pairs();
@@ -487,7 +487,7 @@ TEST_CASE("seq-logprob and seq-kl: values computed by hand from the model's logi
   REQUIRE(std::string(metric_name(MetricKind::kSeqKl)) == "seq-kl");
 }
 
-TEST_CASE("seq-logprob: EAP scores match finite differences; IG completeness holds", "[attribution][eap]") {
+TEST_CASE("seq-logprob: EAP scores match finite differences - IG completeness holds", "[attribution][eap]") {
   auto m = load("hf-tiny/qwen2-tiny");
   // One pair of equal length (no padding): the finite-difference helper runs the model unmasked.
   const std::vector<PairExample> ex{pair_ex({5, 17, 300, 42, 7, 99, 256, 3}, {5, 17, 301, 42, 7, 12, 256, 3}, -1, -1, 4)};

@@ -31,7 +31,7 @@ const char* kPairs =
     "{\"clean_ids\": [9, 9, 31, 200], \"corrupted_ids\": [9, 8, 31, 200], \"answer_id\": 31, \"wrong_id\": 30}\n";
 }  // namespace
 
-TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness; sweeps; errors", "[evaluate][cli]") {
+TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness - sweeps - errors", "[evaluate][cli]") {
   TempDir tmp;
   const std::string bin = cs_test::binary_path(), model = cs_test::data_dir() + "/hf-tiny/qwen2-tiny";
   const std::string data = tmp.path + "/p.jsonl";
@@ -89,7 +89,7 @@ TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness; sweeps
   REQUIRE(log.find("edge 'm2->a3.h1<k>'") != std::string::npos);
 }
 
-TEST_CASE("graph: DOT of a hand-made circuit; SVG needs dot", "[graph][cli]") {
+TEST_CASE("graph: DOT of a hand-made circuit - SVG needs dot", "[graph][cli]") {
   TempDir tmp;
   Graph g({2, 2, 1, KvEdges::kPerQueryHead});
   nlohmann::json r;

@@ -6,7 +6,7 @@
 
 using namespace circuitscope;
 
-TEST_CASE("graph counts and names: 2 layers, 2 heads, 1 kv head", "[attribution][graph]") {
+TEST_CASE("graph counts and names: 2 layers - 2 heads - 1 kv head", "[attribution][graph]") {
   // Upstream: input + 2 layers x (2 heads + MLP) = 7.
   // Per query head, downstream per layer: 2 q + 2 k + 2 v + MLP = 7; 2 layers + logits = 15.
   // Edges: layer 0 attention inputs see input only: 6 x 1 = 6; m0 sees input, a0.h0, a0.h1: 3;
@@ -57,7 +57,7 @@ TEST_CASE("graph counts and names: 2 layers, 2 heads, 1 kv head", "[attribution]
   REQUIRE(gk.find_edge("a0.h1->a1.kv0<k>").has_value());
 }
 
-TEST_CASE("graph index maps are inverse to each other (qwen2-tiny shape, GQA 4/2)", "[attribution][graph]") {
+TEST_CASE("graph index maps are inverse to each other (qwen2-tiny shape - GQA 4/2)", "[attribution][graph]") {
   // L=4, H=4, K=2. Upstream 1 + 4*5 = 21.
   // Per query head: attention nodes 12 per layer seeing 1+5l: 12*(1+6+11+16) = 408; MLPs see 5+5l: 5+10+15+20 = 50;
   // logits 21. Total 479. Per kv head: attention nodes 4+2+2 = 8 per layer: 8*34 = 272, + 50 + 21 = 343.

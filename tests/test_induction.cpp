@@ -339,7 +339,7 @@ Correlations compare_with_exact(HookedTransformer& m, const Graph& g, const Attr
 }  // namespace
 
 TEST_CASE("induction toy: the previous-token and induction heads found from attention patterns are EAP-IG's "
-          "circuit, and ablating them breaks copying",
+          "circuit - ablating them breaks copying",
           "[induction]") {
   Trained& t = trained();
   HookedTransformer& m = *t.model;

@@ -18,7 +18,7 @@ std::vector<int64_t> to_vec(const at::Tensor& t) {
 }
 }  // namespace
 
-TEST_CASE("HF reference models: logits, embeddings and attention patterns", "[model][reference]") {
+TEST_CASE("HF reference models: logits - embeddings and attention patterns", "[model][reference]") {
   c10::AutoGradMode no_grad(false);
   for (const std::string name : kModels) {
     const std::string dir = cs_test::data_dir() + "/hf-ref/" + name;
@@ -37,7 +37,7 @@ TEST_CASE("HF reference models: logits, embeddings and attention patterns", "[mo
   }
 }
 
-TEST_CASE("HF reference models: greedy generation, single and left-padded batch", "[model][reference][generate]") {
+TEST_CASE("HF reference models: greedy generation - single and left-padded batch", "[model][reference][generate]") {
   for (const std::string name : kModels) {
     INFO(name);
     const std::string dir = cs_test::data_dir() + "/hf-ref/" + name;

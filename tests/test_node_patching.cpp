@@ -15,7 +15,7 @@
 
 using namespace circuitscope;
 
-TEST_CASE("node patching: a layer's heads together = its attention output; last resid at the read position = corrupted",
+TEST_CASE("node patching: a layer's heads together = its attention output - last resid at the read position = corrupted",
           "[attribution][node-patching]") {
   for (const char* name : {"hf-tiny/qwen2-tiny", "hf-tiny/llama-tiny"}) {
     INFO(name);
@@ -60,7 +60,7 @@ TEST_CASE("node patching: a layer's heads together = its attention output; last 
   }
 }
 
-TEST_CASE("patch command: scores, per-position scores and their sign", "[attribution][node-patching][cli]") {
+TEST_CASE("patch command: scores - per-position scores and their sign", "[attribution][node-patching][cli]") {
   const std::string dir = cs_test::make_temp_dir("patch");
   const std::string data = dir + "/p.jsonl";
   std::ofstream(data) << "{\"clean_ids\": [5, 17, 300, 42, 7, 99, 256, 3], \"corrupted_ids\": [5, 17, 301, 42, 7, 12, 256, "

@@ -200,7 +200,7 @@ TEST_CASE("prompt files: text lines and JSONL", "[pairs]") {
   cs_test::remove_tree(dir);
 }
 
-TEST_CASE("numeric pairs: one operand changed, answers' first units differ", "[pairs]") {
+TEST_CASE("numeric pairs: one operand changed - answers' first units differ", "[pairs]") {
   NumericPairOptions opts;
   SECTION("forced choice: 0*5 with operands up to 1 can only become 1*5") {
     opts.max_operand = 1;
@@ -297,7 +297,7 @@ TEST_CASE("numeric pairs CLI: answer and continuation forms", "[pairs]") {
   cs_test::remove_tree(dir);
 }
 
-TEST_CASE("pairs: openings equal generate's greedy output; --reverse swaps them", "[pairs]") {
+TEST_CASE("pairs: openings equal generate's greedy output - --reverse swaps them", "[pairs]") {
   const Lab& l = lab();
   const std::string dir = cs_test::make_temp_dir("pairscli");
   std::string jsonl;

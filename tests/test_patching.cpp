@@ -38,7 +38,7 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
 }
 }  // namespace
 
-TEST_CASE("circuit metric: full circuit = clean, empty circuit and cut input = corrupted", "[attribution][patching]") {
+TEST_CASE("circuit metric: full circuit = clean - empty circuit and cut input = corrupted", "[attribution][patching]") {
   struct Case {
     const char* model;
     KvEdges mode;
@@ -92,7 +92,7 @@ TEST_CASE("circuit metric: cutting every edge of a node = replacing the node's o
   REQUIRE_THROWS_AS(circuit_metric(*m, g, b, one, MetricKind::kLogitDiff), Error);
 }
 
-TEST_CASE("exact edge patching = one write hook on the downstream input; correlations with EAP printed",
+TEST_CASE("exact edge patching = one write hook on the downstream input - correlations with EAP printed",
           "[attribution][patching]") {
   auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerKvHead});
@@ -144,7 +144,7 @@ TEST_CASE("exact edge patching = one write hook on the downstream input; correla
               pearson(se, exact), pearson(si, exact), edges.size());
 }
 
-TEST_CASE("faithfulness: full circuit 1, empty 0; GQA per-query-head circuits on an ungrouped copy", "[attribution][patching]") {
+TEST_CASE("faithfulness: full circuit 1 - empty 0 - GQA per-query-head circuits on an ungrouped copy", "[attribution][patching]") {
   auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   std::vector<PairExample> ex(3);
@@ -189,7 +189,7 @@ TEST_CASE("faithfulness: full circuit 1, empty 0; GQA per-query-head circuits on
   REQUIRE(f1.circuit == Approx(expected).margin(1e-5));
 }
 
-TEST_CASE("zero ablation of edges: empty circuit = zero residual stream, a cut node = a zeroed output", "[attribution][patching]") {
+TEST_CASE("zero ablation of edges: empty circuit = zero residual stream - a cut node = a zeroed output", "[attribution][patching]") {
   auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");  // no o_proj bias
   Graph g({4, 4, 2, KvEdges::kPerKvHead});
   const AttributionBatch b = cs_test::make_batch();
@@ -218,4 +218,27 @@ TEST_CASE("zero ablation of edges: empty circuit = zero residual stream, a cut n
   REQUIRE(parse_intervention("zero") == Intervention::kZero);
   REQUIRE(parse_intervention("mean-positional") == Intervention::kMeanPositional);
   REQUIRE_THROWS_AS(parse_intervention("median"), Error);
+}
+
+TEST_CASE("faithfulness with unequal-length pairs: the corrupted run under its own mask - as eap_scores runs it",
+          "[attribution][patching]") {
+  auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
+  Graph g({4, 4, 2, KvEdges::kPerKvHead});
+  std::vector<PairExample> ex(3);
+  ex[0].clean_ids = {5, 17, 300, 42, 7, 9};  // corrupted shorter: the read falls on a corrupted pad
+  ex[0].corrupted_ids = {5, 18, 301, 42};
+  ex[1].clean_ids = {9, 8, 7, 6, 5};         // corrupted longer
+  ex[1].corrupted_ids = {9, 8, 70, 6, 5, 4, 3};
+  ex[2].clean_ids = {11, 12, 13};
+  ex[2].corrupted_ids = {11, 14, 13};
+  for (auto& e : ex) e.answer_id = 31, e.wrong_id = 30;
+  EapOptions eo;
+  const EapResult r = eap_scores(*m, g, ex, eo, 3);
+  const std::vector<char> none(g.n_edges(), 0), all(g.n_edges(), 1);
+  const Faithfulness fn = faithfulness(*m, g, ex, none, MetricKind::kLogitDiff, false, 2);
+  const Faithfulness fa = faithfulness(*m, g, ex, all, MetricKind::kLogitDiff, false, 2);
+  REQUIRE(std::abs(r.metric_clean - r.metric_corrupted) > 1e-3);
+  CHECK(fn.corrupted == Approx(r.metric_corrupted).margin(1e-5));
+  CHECK(fn.circuit == Approx(r.metric_corrupted).margin(1e-5));
+  CHECK(fa.circuit == Approx(r.metric_clean).margin(1e-5));
 }

@@ -49,7 +49,7 @@ bool mentions(const std::vector<std::string>& errors, const std::string& what) {
 }
 }  // namespace
 
-TEST_CASE("report sections: nodes, heads and circuit block on a hand-made circuit", "[report]") {
+TEST_CASE("report sections: nodes - heads and circuit block on a hand-made circuit", "[report]") {
   Graph g({2, 2, 1, KvEdges::kPerQueryHead});
   std::vector<double> s(g.n_edges(), 0.0);
   auto set = [&](const char* name, double v) { s[*g.find_edge(name)] = v; };
@@ -134,7 +134,7 @@ TEST_CASE("the schema validator rejects what it should", "[report][schema]") {
   REQUIRE(!cs_test::validate_schema(nlohmann::json(1), nlohmann::json::parse(R"({"pattern": "x"})"), "$", e));
 }
 
-TEST_CASE("reports written by attribute validate against the schema; broken ones do not", "[report][schema][cli]") {
+TEST_CASE("reports written by attribute validate against the schema - broken ones do not", "[report][schema][cli]") {
   TempDir tmp;
   const std::string data = tmp.path + "/p.jsonl";
   std::ofstream(data) << kPairs;
@@ -205,7 +205,7 @@ TEST_CASE("reports written by attribute validate against the schema; broken ones
   }
 }
 
-TEST_CASE("attribute --level node: node scores in the report, circuit between the top nodes", "[report][cli]") {
+TEST_CASE("attribute --level node: node scores in the report - circuit between the top nodes", "[report][cli]") {
   TempDir tmp;
   const std::string data = tmp.path + "/p.jsonl";
   std::ofstream(data) << kPairs;

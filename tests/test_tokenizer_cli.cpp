@@ -43,7 +43,7 @@ std::vector<std::string> lines(const std::string& s) {
 
 }  // namespace
 
-TEST_CASE("tokenize --json prints ids, tokens and offsets", "[tokenizer]") {
+TEST_CASE("tokenize --json prints ids - tokens and offsets", "[tokenizer]") {
   Run r = run_cli("tokenize '" + kQwenDir + "' 'Hello world' --json");
   REQUIRE(r.status == 0);
   auto j = nlohmann::json::parse(r.out);
@@ -64,7 +64,7 @@ TEST_CASE("tokenize table and --decode", "[tokenizer]") {
   CHECK(s.out == "Hello world\n");
 }
 
-TEST_CASE("tokenize --input-jsonl writes one {text, ids} line per input line", "[tokenizer]") {
+TEST_CASE("tokenize --input-jsonl writes one {text - ids} line per input line", "[tokenizer]") {
   namespace fs = std::filesystem;
   fs::path in = fs::temp_directory_path() / ("cs_tok_cli_" + std::to_string(::getpid()) + ".jsonl");
   std::vector<std::pair<std::string, std::vector<int64_t>>> ref;

@@ -94,7 +94,7 @@ ErrorCode error_code_of(const std::function<void()>& f, std::string& message) {
 // 0 "Ġ t"->256 "Ġt", 1 "h e"->257, 2 "Ġt he"->258, 3 "l l"->259, 4 "e ll"->260, 5 "h ell"->261,
 // 6 "hell o"->262, 7 "Ġ hello"->263.
 
-TEST_CASE("ByteLevel BPE: prefix space, regex split, merge order, trimmed offsets", "[tokenizer]") {
+TEST_CASE("ByteLevel BPE: prefix space - regex split - merge order - trimmed offsets", "[tokenizer]") {
   auto t = load("bytelevel_tiny");
   // "hello the" -> " hello the" -> pieces " hello", " the".
   // " hello": Ġ h e l l o; lowest rank first: (h,e) rank 1 -> he; (l,l) rank 3 -> ll; then no merge
@@ -152,7 +152,7 @@ TEST_CASE("ByteLevel: non-ASCII bytes and lossy decoding", "[tokenizer]") {
 // ---------------------------------------------------------------------------------------------------
 // Llama-3 style: Split(Llama-3 regex) + ByteLevel(use_regex false), ignore_merges, BOS template.
 
-TEST_CASE("Llama-3 style: BOS, ignore_merges, digit groups", "[tokenizer]") {
+TEST_CASE("Llama-3 style: BOS - ignore_merges - digit groups", "[tokenizer]") {
   auto t = load("llama3_tiny");
   // Pieces "hello", " hello": both are whole vocabulary entries (262 "hello", 263 "Ġhello"), which
   // ignore_merges takes directly although the merges could not build them.
@@ -177,7 +177,7 @@ TEST_CASE("Llama-3 style: BOS, ignore_merges, digit groups", "[tokenizer]") {
 // SentencePiece-converted BPE. Ids: <unk> 0, <s> 1, </s> 2, <0x00>..<0xFF> 3..258, ▁ 259, a 260,
 // b 261, c 262, ▁a 263, bc 264, ▁abc 265; merges (▁,a) 0, (b,c) 1, (▁a,bc) 2 in the [a, b] form.
 
-TEST_CASE("Llama-2 legacy layout: Prepend + Replace normalizer, byte fallback, BOS", "[tokenizer]") {
+TEST_CASE("Llama-2 legacy layout: Prepend + Replace normalizer - byte fallback - BOS", "[tokenizer]") {
   auto t = load("llama_legacy_tiny");
   // "abc ab" -> "▁abc▁ab" (one piece: no pre-tokenizer). Initial ▁ a b c ▁ a b; rank 0 merges at
   // positions 0 then 4 (leftmost first): ▁a b c ▁a b; rank 1: ▁a bc ▁a b; rank 2: ▁abc ▁a b.
@@ -203,7 +203,7 @@ TEST_CASE("Llama-2 legacy layout: Prepend + Replace normalizer, byte fallback, B
   CHECK(t->encode("<s>ab", false).ids == Ids{1, 263, 261});
 }
 
-TEST_CASE("Metaspace pre-tokenizer (prepend_scheme first, split) and Metaspace decoder", "[tokenizer]") {
+TEST_CASE("Metaspace pre-tokenizer (prepend_scheme first - split) and Metaspace decoder", "[tokenizer]") {
   auto t = load("metaspace_tiny");
   CHECK(t->encode("abc ab").ids == Ids{1, 265, 263, 261});
   CHECK(t->encode("abc ab").offsets == Offsets{{0, 0}, {0, 3}, {3, 5}, {5, 6}});
@@ -239,7 +239,7 @@ TEST_CASE("Metaspace prepend schemes and split=false", "[tokenizer]") {
 // NFKC + Lowercase, Split(" ", Removed) + Digits(individual), unk without fusing, no decoder.
 // Ids: [UNK] 0, a 1, b 2, c 3, 1 4, 2 5, 3 6, fi 7, f 8, i 9, ab 10, x 11; merges "a b", "f i".
 
-TEST_CASE("NFKC, Lowercase, Digits and unknown tokens", "[tokenizer]") {
+TEST_CASE("NFKC - Lowercase - Digits and unknown tokens", "[tokenizer]") {
   auto t = load("nfkc_digits_tiny");
   // U+FB01 'ﬁ' (3 bytes) -> "fi"; both letters map to it, so the merged token covers (0,3).
   Encoding e = t->encode("ﬁ ab12");
@@ -277,7 +277,7 @@ TEST_CASE("fuse_unk and Digits without individual_digits", "[tokenizer]") {
 // ---------------------------------------------------------------------------------------------------
 // Added tokens (chars_tiny: id = ASCII code - 32, so ' ' 0, 'a' 65 ...).
 
-TEST_CASE("Added tokens: special/raw vs normalized, lstrip/rstrip, single_word", "[tokenizer]") {
+TEST_CASE("Added tokens: special/raw vs normalized - lstrip/rstrip - single_word", "[tokenizer]") {
   // The AddedVocabulary "options_use_cases" case: Lowercase normalizer, "[CLS]"/"[SEP]" special and not
   // normalized, "my" with lstrip+rstrip, "name", "ony" single_word; all but the special ones normalized.
   auto t = chars_with([](json& j) {
@@ -338,7 +338,7 @@ TEST_CASE("Added tokens: lstrip/rstrip take Unicode whitespace and do not overla
   CHECK(texts == Strings{"hi", " <mask> ", "there", "\t<mask>\t", "<mask>\u2000"});
 }
 
-TEST_CASE("Added tokens: leftmost-longest match, raw before normalized", "[tokenizer]") {
+TEST_CASE("Added tokens: leftmost-longest match - raw before normalized", "[tokenizer]") {
   auto t = chars_with([](json& j) {
     j["normalizer"] = {{"type", "Lowercase"}};
     j["added_tokens"] = {added(200, "<a>", true, false), added(201, "<a><b>", true, false),
@@ -380,7 +380,7 @@ TEST_CASE("Split pre-tokenizer behaviours and invert", "[tokenizer]") {
 // ---------------------------------------------------------------------------------------------------
 // Normalizers.
 
-TEST_CASE("Normalizers: Strip, Replace (regex and string), NFC, NFKC, Lowercase, Prepend", "[tokenizer]") {
+TEST_CASE("Normalizers: Strip - Replace (regex and string) - NFC - NFKC - Lowercase - Prepend", "[tokenizer]") {
   auto t = chars_with([](json& j) {
     j["normalizer"] = {{"type", "Sequence"},
                        {"normalizers",
@@ -428,7 +428,7 @@ TEST_CASE("Normalizers: Strip, Replace (regex and string), NFC, NFKC, Lowercase,
 // ---------------------------------------------------------------------------------------------------
 // Decoders on their own (vocabulary = the listed strings, ids in order).
 
-TEST_CASE("Decoders: Metaspace, ByteFallback, Fuse, Strip, Replace, BPEDecoder, Sequence", "[tokenizer]") {
+TEST_CASE("Decoders: Metaspace - ByteFallback - Fuse - Strip - Replace - BPEDecoder - Sequence", "[tokenizer]") {
   json meta = {{"type", "Metaspace"}, {"replacement", "▁"}, {"prepend_scheme", "always"}, {"split", true}};
   CHECK(decoder_tok({"▁Hey", "▁friend!"}, meta)->decode({0, 1}) == "Hey friend!");
   json never = {{"type", "Metaspace"}, {"replacement", "▁"}, {"prepend_scheme", "never"}, {"split", true}};
@@ -502,7 +502,7 @@ TEST_CASE("tokenizer_config.json adds the added_tokens_decoder entries tokenizer
   fs::remove_all(dir);
 }
 
-TEST_CASE("load_tokenizer: missing files, SentencePiece fallback", "[tokenizer]") {
+TEST_CASE("load_tokenizer: missing files - SentencePiece fallback", "[tokenizer]") {
   namespace fs = std::filesystem;
   std::string msg;
   CHECK(error_code_of([] { load_tokenizer("/nonexistent/model/dir"); }, msg) == ErrorCode::kIo);

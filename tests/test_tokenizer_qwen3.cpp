@@ -140,7 +140,7 @@ TEST_CASE("Qwen3 encode is safe to call from several threads at once", "[tokeniz
   CHECK(mismatches == std::vector<int>(4, 0));
 }
 
-TEST_CASE("Qwen3 vocabulary lookups, special tokens and offsets", "[tokenizer]") {
+TEST_CASE("Qwen3 vocabulary lookups - special tokens and offsets", "[tokenizer]") {
   const Tokenizer& t = qwen();
   CHECK(t.vocab_size() == 151669);
   CHECK(t.token_to_id("<|im_end|>") == 151645);

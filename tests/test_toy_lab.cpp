@@ -85,7 +85,7 @@ TEST_CASE("toy chat template renders think on and off as Qwen3 does", "[toy]") {
           "<|im_start|>user\n17+25*3=<|im_end|>\n<|im_start|>assistant\n<think>\n25*3=75\n17+75=92\n</think>\n\n92<|im_end|>\n");
 }
 
-TEST_CASE("toy task text: user message, targets and final answers", "[toy]") {
+TEST_CASE("toy task text: user message - targets and final answers", "[toy]") {
   const ArithProblem p = parse_problem("17+25*3");
   REQUIRE(user_message(p) == "17+25*3=");
   REQUIRE(target_completion(p, false) == "92<|im_end|>");

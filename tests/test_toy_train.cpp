@@ -58,7 +58,7 @@ std::string read_file(const fs::path& p) {
 }
 }  // namespace
 
-TEST_CASE("toy checkpoint round trip: save, from_pretrained, identical logits", "[toy]") {
+TEST_CASE("toy checkpoint round trip: save - from_pretrained - identical logits", "[toy]") {
   const std::string dir = cs_test::make_temp_dir("toyck");
   ToyModelShape shape;
   shape.layers = 2;
@@ -93,7 +93,7 @@ TEST_CASE("toy checkpoint round trip: save, from_pretrained, identical logits", 
   cs_test::remove_tree(dir);
 }
 
-TEST_CASE("toy training writes loadable checkpoints; eval and the CLI read them", "[toy]") {
+TEST_CASE("toy training writes loadable checkpoints - eval and the CLI read them", "[toy]") {
   const std::string dir = cs_test::make_temp_dir("toytrain");
   TrainOptions o = tiny_options("base", dir + "/base");
   const TrainResult r = train_toy(o);

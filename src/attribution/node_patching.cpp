@@ -66,6 +66,8 @@ AttributionBatch on_device(const AttributionBatch& in, const at::Device& dev) {
   b.clean_ids = b.clean_ids.to(dev, at::kLong);
   b.corrupted_ids = b.corrupted_ids.to(dev, at::kLong);
   if (b.attention_mask.defined()) b.attention_mask = b.attention_mask.to(dev);
+  // The corrupted run keeps its own mask (unequal lengths), as in eap_scores.
+  b.corrupted_mask = b.corrupted_mask.defined() ? b.corrupted_mask.to(dev) : b.attention_mask;
   return b;
 }
 
@@ -118,7 +120,7 @@ std::map<std::string, at::Tensor> corrupted_values(HookedTransformer& model, con
   ActivationCache cache;
   {
     HookHandle h = cache.attach(model.hooks(), names);
-    model.forward(b.corrupted_ids, b.attention_mask);
+    model.forward(b.corrupted_ids, b.corrupted_mask);
   }
   return cache.values();
 }
@@ -155,7 +157,7 @@ NodePatchingResult node_patching(HookedTransformer& model, const std::vector<Pai
     const AttributionBatch b = on_device(make_attribution_batch(examples, begin, end), model.device());
     const at::Tensor clean_logits = model.forward(b.clean_ids, b.attention_mask);
     const at::Tensor m_clean = metric_per_example(metric, clean_logits, b, clean_logits).to(at::kFloat).cpu();
-    const at::Tensor corr_logits = model.forward(b.corrupted_ids, b.attention_mask);
+    const at::Tensor corr_logits = model.forward(b.corrupted_ids, b.corrupted_mask);
     const at::Tensor m_corr = metric_per_example(metric, corr_logits, b, clean_logits).to(at::kFloat).cpu();
     r.metric_clean += sign * m_clean.sum().item<double>() / N;
     r.metric_corrupted += sign * m_corr.sum().item<double>() / N;

@@ -72,8 +72,10 @@ at::Tensor mean_upstream_activations(HookedTransformer& model, const Graph& grap
   for (size_t begin = 0; begin < N; begin += static_cast<size_t>(batch_size)) {
     const size_t end = std::min(N, begin + static_cast<size_t>(batch_size));
     const AttributionBatch b = make_attribution_batch(examples, begin, end);
-    const at::Tensor ids = (source == MeanSource::kClean ? b.clean_ids : b.corrupted_ids).to(dev, at::kLong);
-    const at::Tensor mask = b.attention_mask.defined() ? b.attention_mask.to(dev) : at::Tensor();
+    const bool from_clean = source == MeanSource::kClean;
+    const at::Tensor ids = (from_clean ? b.clean_ids : b.corrupted_ids).to(dev, at::kLong);
+    const at::Tensor& src_mask = !from_clean && b.corrupted_mask.defined() ? b.corrupted_mask : b.attention_mask;
+    const at::Tensor mask = src_mask.defined() ? src_mask.to(dev) : at::Tensor();
     const int64_t B = ids.size(0), T = ids.size(1);
     at::Tensor z = upstream_activations(model, graph, ids, mask).to(at::kFloat).reshape({B * T, U, D});
     at::Tensor real = mask.defined() ? mask.to(at::kBool).reshape({B * T}) : at::ones({B * T}, f32.dtype(at::kBool));
@@ -285,7 +287,9 @@ std::vector<Faithfulness> faithfulness(HookedTransformer& model, const Graph& gr
     else if (mean)
       ref = mean_reference(means, b, positional, m->dtype());
     // The corrupted run once per batch, not once per circuit.
-    const at::Tensor mask = b.attention_mask.defined() ? b.attention_mask.to(m->device()) : at::Tensor();
+    // The corrupted run under its own mask (unequal lengths), as eap_scores runs it.
+    const at::Tensor& cmask = b.corrupted_mask.defined() ? b.corrupted_mask : b.attention_mask;
+    const at::Tensor mask = cmask.defined() ? cmask.to(m->device()) : at::Tensor();
     const at::Tensor corr = upstream_activations(*m, g, b.corrupted_ids.to(m->device(), at::kLong), mask);
     if (!ref.defined()) ref = corr;
     for (size_t i = 0; i < in.size(); ++i) out[i].circuit += w * circuit_metric(*m, g, b, in[i], metric, loss, ref);
