@@ -1,5 +1,8 @@
 // Hook points: naming, caches, scoped write hooks, head slices, gradients, split inputs, generation.
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <map>
 
 #include "circuitscope/error.hpp"
 #include "circuitscope/generate.hpp"
@@ -344,4 +347,58 @@ TEST_CASE("a gradient taken at hook_mlp_in is the MLP's share only", "[hooks][gr
   REQUIRE(resid_mid.grad().defined());
   REQUIRE_FALSE(at::allclose(mlp_in.grad(), resid_mid.grad()));
   REQUIRE(mlp_in.grad().abs().sum().item<double>() > 0);
+}
+
+// Split inputs left unchanged take the shared path (norm and projection once); patched ones the
+// per-head path. Forcing the per-head path with a hook that copies the input must give the same
+// outputs and the same per-head gradients at hook_q_input/hook_k_input/hook_v_input.
+TEST_CASE("split inputs - the shared path gives the per-head path's outputs and per-head gradients", "[hooks][grad]") {
+  for (const char* rel : {"hf-tiny/qwen2-tiny", "hf-tiny/llama-tiny", "hf-ref/qwen3-tiny"}) {
+    INFO(rel);
+    auto m = load(rel);
+    const at::Tensor ids = at::tensor({5, 17, 30, 42, 7, 99, 25, 3, 11, 64, 2, 9}, at::kLong).view({2, 6});
+    struct Run {
+      at::Tensor logits;
+      std::map<std::string, at::Tensor> grads;
+    };
+    auto run = [&](bool copy) {
+      c10::AutoGradMode grad_on(true);
+      std::map<std::string, at::Tensor> xs;
+      std::vector<HookHandle> hs;
+      for (const char* kind : {"hook_q_input", "hook_k_input", "hook_v_input"})
+        hs.push_back(m->hooks().add(std::string("blocks.*.") + kind, [&xs, copy](const at::Tensor& x, const HookContext& c) {
+          // The hook point hands out the expanded residual (stride 0 along heads: the shared path's
+          // condition); a copy has a real head stride and takes the per-head path.
+          if (x.stride(2) != 0) throw std::runtime_error("split input is not the expanded residual: " + c.name);
+          // Either way a tensor still in the graph (a detached copy would cut the paths to later layers).
+          at::Tensor t = copy ? x.contiguous().clone() : x.view_as(x);
+          xs[c.name] = t;
+          return t;
+        }));
+      hs.push_back(m->hooks().add("hook_embed", [](const at::Tensor& x, const HookContext&) {
+        return x.detach().requires_grad_(true);
+      }));
+      Run r;
+      r.logits = m->forward(ids);
+      const at::Tensor loss = (r.logits.select(1, 5).log_softmax(-1).select(1, 7)).sum() + r.logits.select(1, 2).pow(2).mean();
+      std::vector<std::string> names;
+      std::vector<at::Tensor> inputs;
+      for (auto& [n, t] : xs) names.push_back(n), inputs.push_back(t);
+      const auto g = torch::autograd::grad({loss}, inputs);
+      for (size_t i = 0; i < names.size(); ++i) r.grads[names[i]] = g[i];
+      return r;
+    };
+    const Run shared = run(false), per_head = run(true);
+    CHECK(at::allclose(shared.logits, per_head.logits, 1e-5, 1e-5));
+    REQUIRE(shared.grads.size() == per_head.grads.size());
+    REQUIRE(shared.grads.size() == static_cast<size_t>(3 * m->config().n_layers));
+    for (const auto& [name, g] : per_head.grads) {
+      INFO(name);
+      const at::Tensor s = shared.grads.at(name);
+      REQUIRE(s.sizes() == g.sizes());
+      const double err = (s - g).abs().max().item<double>(), scale = g.abs().max().item<double>();
+      CHECK(scale > 0);
+      CHECK(err <= 1e-6 + 1e-4 * scale);
+    }
+  }
 }

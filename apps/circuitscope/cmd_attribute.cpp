@@ -9,6 +9,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "progress.hpp"
 #include "circuit_options.hpp"
 #include "circuitscope/circuit.hpp"
 #include "circuitscope/dataset.hpp"
@@ -67,7 +68,7 @@ int run_attribute(CLI::App* sub, const AttributeOptions& o) {
   const Graph graph({c.n_layers, c.n_heads, c.n_kv_heads, kv});
 
   const auto t0 = std::chrono::steady_clock::now();
-  const EapResult r = eap_scores(*model, graph, ds.examples, eo, o.batch_size);
+  const EapResult r = eap_scores(*model, graph, ds.examples, eo, o.batch_size, EtaLog("attribute", "pairs"));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::vector<double> es(graph.n_edges());

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "progress.hpp"
 #include "circuitscope/chat_template.hpp"
 #include "circuitscope/error.hpp"
 #include "circuitscope/model.hpp"
@@ -49,13 +50,6 @@ std::ofstream open_out(const std::string& path) {
 
 void put_id(nlohmann::ordered_json& j, const PromptItem& it) {
   if (!it.id.empty()) j["id"] = nlohmann::ordered_json::parse(it.id);
-}
-
-std::string fmt_secs(double s) {
-  if (s < 10) return fmt::format("{:.1f} s", s);
-  if (s < 90) return std::to_string(static_cast<int64_t>(s + 0.5)) + " s";
-  const int64_t m = static_cast<int64_t>(s / 60);
-  return std::to_string(m) + " min " + std::to_string(static_cast<int64_t>(s - 60 * m)) + " s";
 }
 
 int run_numeric(const PairsOptions& o) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string>
 
 #include "circuitscope/dataset.hpp"
@@ -95,8 +96,10 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
 AttributionBatch make_attribution_batch(const std::vector<PairExample>& examples, size_t begin, size_t end);
 
 // Scores and baselines averaged over all examples, computed in batches of at most batch_size.
+// on_batch (optional) is called after each batch with the number of examples done and the total.
 EapResult eap_scores(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
-                     const EapOptions& opts, int64_t batch_size);
+                     const EapOptions& opts, int64_t batch_size,
+                     const std::function<void(size_t done, size_t total)>& on_batch = {});
 
 // The upstream activations z_u of one run as [B,T,n_upstream,D] (compute dtype, no grad):
 // hook_embed, blocks.{l}.attn.hook_result, blocks.{l}.hook_mlp_out. Exposed for tests.

@@ -6,7 +6,10 @@
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "circuitscope/error.hpp"
@@ -97,9 +100,16 @@ void check_batch(const HookedTransformer& model, const AttributionBatch& b, Metr
 }
 
 struct RunActs {
-  at::Tensor acts;    // [B,T,U,D]
+  at::Tensor acts;    // [B,T,U,D], a view of node-major [U,B,T,D] storage
   at::Tensor logits;  // [B,T,V]
 };
+
+const std::vector<std::string>& upstream_hooks() {
+  static const std::vector<std::string> k{"hook_embed", "blocks.*.attn.hook_result", "blocks.*.hook_mlp_out"};
+  return k;
+}
+
+RunActs assemble_upstream(const ActivationCache& cache, int64_t L, const at::Tensor& logits);
 
 RunActs run_upstream(HookedTransformer& model, const Graph& graph, const at::Tensor& ids, const at::Tensor& mask) {
   c10::AutoGradMode no_grad(false);
@@ -110,20 +120,27 @@ RunActs run_upstream(HookedTransformer& model, const Graph& graph, const at::Ten
                                        " heads, " + std::to_string(graph.spec().n_kv_heads) +
                                        " kv heads) does not match the model's config");
   ActivationCache cache;
-  RunActs out;
+  at::Tensor logits;
   {
-    auto h = cache.attach(model.hooks(), {"hook_embed", "blocks.*.attn.hook_result", "blocks.*.hook_mlp_out"});
-    out.logits = model.forward(ids, mask);
+    auto h = cache.attach(model.hooks(), upstream_hooks());
+    logits = model.forward(ids, mask);
   }
+  return assemble_upstream(cache, L, logits);
+}
+
+RunActs assemble_upstream(const ActivationCache& cache, int64_t L, const at::Tensor& logits) {
+  RunActs out;
+  out.logits = logits;
+  // Stored node-major [U,B,T,D], so that delta_of's [U, B*T*D] matrix needs no further copy.
   std::vector<at::Tensor> parts;
   parts.reserve(2 * L + 1);
-  parts.push_back(cache.at("hook_embed").unsqueeze(2));
+  parts.push_back(cache.at("hook_embed").unsqueeze(0));
   for (int64_t l = 0; l < L; ++l) {
     const std::string p = "blocks." + std::to_string(l) + ".";
-    parts.push_back(cache.at(p + "attn.hook_result"));
-    parts.push_back(cache.at(p + "hook_mlp_out").unsqueeze(2));
+    parts.push_back(cache.at(p + "attn.hook_result").permute({2, 0, 1, 3}));
+    parts.push_back(cache.at(p + "hook_mlp_out").unsqueeze(0));
   }
-  out.acts = at::cat(parts, 2);
+  out.acts = at::cat(parts, 0).permute({1, 2, 0, 3});  // [B,T,U,D] view
   return out;
 }
 
@@ -167,8 +184,12 @@ struct Replace {
 };
 
 // One backward pass on `ids` under `mask`, the metric read as `batch` says.
+// With `capture`, the run's upstream activations and logits (detached) are stored there too, so a
+// gradient run on the clean or the corrupted input doubles as that input's forward run. Without
+// clean_logits (KL metrics), the run's own logits are the reference.
 DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch, const at::Tensor& ids,
-                       const at::Tensor& mask, const Replace& rep, const at::Tensor& clean_logits, const EapOptions& opts) {
+                       const at::Tensor& mask, const Replace& rep, const at::Tensor& clean_logits, const EapOptions& opts,
+                       RunActs* capture = nullptr) {
   c10::AutoGradMode grad_on(true);
   HookManager& hm = model.hooks();
   const auto& cfg = model.config();
@@ -210,10 +231,13 @@ DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const Attri
     handles.push_back(hm.add("blocks.*.attn.hook_z", store(z)));
     handles.push_back(hm.add("blocks.*.attn.hook_v", store(vv)));
   }
+  ActivationCache up_cache;
+  if (capture) handles.push_back(up_cache.attach(hm, upstream_hooks()));
   at::Tensor logits = model.forward(ids, mask);
   handles.clear();  // the captured tensors stay alive; the hooks are no longer needed
+  if (capture) *capture = assemble_upstream(up_cache, L, logits.detach());
 
-  at::Tensor metric = metric_per_example(opts.metric, logits, batch, clean_logits).mean();
+  at::Tensor metric = metric_per_example(opts.metric, logits, batch, clean_logits.defined() ? clean_logits : logits.detach()).mean();
   if (opts.loss) metric = -metric;
 
   // Inputs: per layer q input, then k/v inputs (per kv head) or scores and z (per query head), MLP input; last resid.
@@ -247,19 +271,20 @@ DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const Attri
       const int64_t B = gs.size(0), S = gs.size(3), D = cfg.d_model;
       const at::Tensor ck = at::einsum("bhts,bthe->bshe", {gs, rq[l]}) * (1.0 / std::sqrt(static_cast<double>(Dh)));
       const at::Tensor cv = at::einsum("bhts,bthe->bshe", {pat[l].to(gz.scalar_type()), gz});
-      at::Tensor gk = at::empty({B, S, K, G, D}, xk[l].options().requires_grad(false));
-      at::Tensor gv = at::empty({B, S, K, G, D}, xv[l].options().requires_grad(false));
+      // Head-major storage [K,G,B,S,D] (head h = g G + j), which add_scores reads without a copy.
+      at::Tensor gk = at::empty({K, G, B, S, D}, xk[l].options().requires_grad(false));
+      at::Tensor gv = at::empty({K, G, B, S, D}, xv[l].options().requires_grad(false));
       for (int64_t j = 0; j < G; ++j) {
         // head g*G + j uses kv head g
         at::Tensor cotk = ck.view({B, S, K, G, Dh}).select(3, j).contiguous();
         at::Tensor cotv = cv.view({B, S, K, G, Dh}).select(3, j).contiguous();
         // One engine call for both paths (they share no nodes between these ends).
         Grad p = torch::autograd::grad({rk[l], vv[l]}, {xk[l], xv[l]}, {cotk, cotv}, true, false, true);
-        gk.select(3, j).copy_(or_zeros(p[0], xk[l]).detach());
-        gv.select(3, j).copy_(or_zeros(p[1], xv[l]).detach());
+        gk.select(1, j).copy_(or_zeros(p[0], xk[l]).detach().permute({2, 0, 1, 3}));
+        gv.select(1, j).copy_(or_zeros(p[1], xv[l]).detach().permute({2, 0, 1, 3}));
       }
-      out.k.push_back(gk.view({B, S, H, D}));
-      out.v.push_back(gv.view({B, S, H, D}));
+      out.k.push_back(gk.view({H, B, S, D}).permute({1, 2, 0, 3}));
+      out.v.push_back(gv.view({H, B, S, D}).permute({1, 2, 0, 3}));
     } else {
       out.k.push_back(or_zeros(g[i], xk[l]).detach());
       out.v.push_back(or_zeros(g[i + 1], xv[l]).detach());
@@ -328,28 +353,66 @@ at::Tensor upstream_activations(HookedTransformer& model, const Graph& graph, co
 
 namespace {
 
-// scores[r0:r1, v] += scale * sum over b,t,d of delta[b,t,u,d] g_v[b,t,d] for every downstream node
-// v that sees the rows (u < v's n_visible).
+// scores[r0:r1, v] += scale * sum over b,t,d of delta[u,b,t,d] g_v[b,t,d] for every downstream node
+// v that sees the rows (u < v's n_visible). delta is [U, B*T*D], contiguous. One GEMM per layer: the
+// rows that layer l's q/k/v inputs see, against those inputs' gradients and the previous MLP's
+// (which sees one row fewer: the gradients' columns for the rows it does not see are dropped).
 void add_scores(at::Tensor& scores, const Graph& graph, const at::Tensor& delta, const DownGrads& grads, double scale,
                 int64_t r0, int64_t r1) {
   const auto& s = graph.spec();
   const int64_t L = s.n_layers, H = s.n_heads, U = graph.n_upstream(), nkv = graph.kv_nodes_per_layer();
-  auto node = [&](int64_t vis, const at::Tensor& g, int64_t first_down) {  // g [B,T,N,D]
-    const int64_t hi = std::min(vis, r1);
-    if (hi <= r0) return;
-    at::Tensor sc = at::einsum("btud,btnd->un", {delta.narrow(2, r0, hi - r0), g.to(at::kFloat)}) * scale;
-    scores.narrow(0, r0, hi - r0).narrow(1, first_down, g.size(2)).add_(sc);
+  struct Col {
+    at::Tensor g;  // [B,T,N,D]
+    int64_t first_down, vis;
   };
-  for (int64_t l = 0; l < L; ++l) {
-    const int64_t vis = 1 + l * (H + 1);
-    node(vis, grads.q[l], graph.downstream_q(l, 0));
-    if (grads.k[l].size(2) != nkv) throw Error(ErrorCode::kInternal, "k gradient has the wrong number of nodes");
-    node(vis, grads.k[l], graph.downstream_k(l, 0));
-    node(vis, grads.v[l], graph.downstream_v(l, 0));
-    node(vis + H, grads.mlp[l].unsqueeze(2), graph.downstream_mlp(l));
+  auto gemm = [&](const std::vector<Col>& cols) {
+    int64_t hi = 0;
+    for (const Col& c : cols) hi = std::max(hi, std::min(c.vis, r1));
+    if (hi <= r0) return;
+    std::vector<at::Tensor> mats;  // [N, BTD] each, in delta's dtype
+    for (const Col& c : cols) mats.push_back(c.g.permute({2, 0, 1, 3}).reshape({c.g.size(2), -1}).to(delta.scalar_type()));
+    const at::Tensor prod = at::matmul(delta.narrow(0, r0, hi - r0), at::cat(mats, 0).t()).to(at::kFloat) * scale;
+    int64_t c0 = 0;
+    for (const Col& c : cols) {
+      const int64_t n = c.g.size(2), top = std::min(c.vis, r1);
+      if (top > r0) scores.narrow(0, r0, top - r0).narrow(1, c.first_down, n).add_(prod.narrow(0, 0, top - r0).narrow(1, c0, n));
+      c0 += n;
+    }
+  };
+  for (int64_t l = 0; l <= L; ++l) {
+    std::vector<Col> cols;
+    if (l < L) {
+      const int64_t vis = 1 + l * (H + 1);
+      if (grads.k[l].size(2) != nkv) throw Error(ErrorCode::kInternal, "k gradient has the wrong number of nodes");
+      cols.push_back({grads.q[l], graph.downstream_q(l, 0), vis});
+      cols.push_back({grads.k[l], graph.downstream_k(l, 0), vis});
+      cols.push_back({grads.v[l], graph.downstream_v(l, 0), vis});
+    } else {
+      cols.push_back({grads.logits.unsqueeze(2), graph.downstream_logits(), U});
+    }
+    if (l > 0) cols.push_back({grads.mlp[l - 1].unsqueeze(2), graph.downstream_mlp(l - 1), 1 + (l - 1) * (H + 1) + H});
+    gemm(cols);
   }
-  node(U, grads.logits.unsqueeze(2), graph.downstream_logits());
 }
+
+// (z_u(clean) - z_u(corrupted)) as [U, B*T*D] (contiguous, for add_scores' GEMMs): float32 for
+// float32 models; in the compute dtype otherwise (the GEMMs accumulate in float32 and their results
+// are added to float32 scores), which halves the largest buffer of a bf16 run.
+at::Tensor delta_of(const RunActs& clean, const RunActs& corr) {
+  c10::AutoGradMode no_grad(false);
+  const at::Tensor d = (clean.acts - corr.acts).permute({2, 0, 1, 3}).contiguous();  // [U,B,T,D]
+  return d.view({d.size(0), -1});
+}
+
+struct Stopwatch {
+  std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
+  double lap() {  // seconds since the last lap
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - t).count();
+    t = now;
+    return s;
+  }
+};
 
 }  // namespace
 
@@ -366,30 +429,33 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
   batch.corrupted_mask = batch.corrupted_mask.defined() ? batch.corrupted_mask.to(dev) : batch.attention_mask;
   batch.positions = metric_positions(batch, dev);
   const at::Tensor& clean_mask = batch.attention_mask;
-
-  RunActs clean = run_upstream(model, graph, batch.clean_ids, clean_mask);
-  RunActs corr = run_upstream(model, graph, batch.corrupted_ids, batch.corrupted_mask);
-  const double sign = opts.loss ? -1.0 : 1.0;
-  EapResult res;
-  res.n_examples = batch.clean_ids.size(0);
-  {
-    c10::AutoGradMode no_grad(false);
-    res.metric_clean = sign * metric_per_example(opts.metric, clean.logits, batch, clean.logits).mean().item<double>();
-    res.metric_corrupted = sign * metric_per_example(opts.metric, corr.logits, batch, clean.logits).mean().item<double>();
-  }
   const at::Tensor& ids = batch.clean_ids;
-  auto delta = [&] {
-    c10::AutoGradMode no_grad(false);
-    return clean.acts.to(at::kFloat) - corr.acts.to(at::kFloat);  // [B,T,U,D]
-  };
   const int64_t U = graph.n_upstream();
+  const double sign = opts.loss ? -1.0 : 1.0;
+  const bool ig_inputs = opts.ig_steps > 0 && opts.ig_mode == IgMode::kInputs;
+  const bool ig_acts = opts.ig_steps > 0 && opts.ig_mode == IgMode::kActivations;
+  // The IG-inputs run k = 0 feeds exactly the corrupted embeddings; under the clean mask it is the
+  // corrupted run whenever both runs have the same mask (equal lengths).
+  const bool same_masks = (!clean_mask.defined() && !batch.corrupted_mask.defined()) ||
+                          (clean_mask.defined() && batch.corrupted_mask.defined() && at::equal(clean_mask, batch.corrupted_mask));
+  Stopwatch sw;
 
-  if (opts.ig_steps > 0 && opts.ig_mode == IgMode::kActivations) {
+  // Forward runs that no gradient run stands in for (EAP's and clean-corrupted's gradient runs
+  // are themselves the clean and the corrupted run).
+  RunActs clean, corr;
+  if (ig_inputs || ig_acts) clean = run_upstream(model, graph, ids, clean_mask);
+  if (ig_acts || (ig_inputs && !same_masks)) corr = run_upstream(model, graph, batch.corrupted_ids, batch.corrupted_mask);
+  const double t_fwd = sw.lap();
+
+  DownGrads grads;
+  int n_runs = 1;
+  at::Tensor scores;  // [U, n_downstream] float32
+  if (ig_acts) {
     // Each upstream group (the embeddings, one layer's heads, one MLP) interpolated in its own m runs.
     const auto& s = graph.spec();
     const int64_t L = s.n_layers, H = s.n_heads;
-    const at::Tensor d = delta();
-    at::Tensor scores = at::zeros({U, graph.n_downstream()}, d.options());
+    const at::Tensor d = delta_of(clean, corr);
+    scores = at::zeros({U, graph.n_downstream()}, d.options().dtype(at::kFloat));
     const double inv_steps = 1.0 / opts.ig_steps;
     for (int64_t gi = 0; gi < 2 * L + 1; ++gi) {
       const int64_t l = (gi - 1) / 2;
@@ -403,42 +469,53 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
         zc = zc.squeeze(2);
         zx = zx.squeeze(2);
       }
-      DownGrads grads;
+      DownGrads group;
       for (int k = 1; k <= opts.ig_steps; ++k) {
         const double a = static_cast<double>(k) / opts.ig_steps;
-        grads.add(gradient_run(model, graph, batch, ids, clean_mask, {hook, zx + a * (zc - zx)}, clean.logits, opts));
+        group.add(gradient_run(model, graph, batch, ids, clean_mask, {hook, zx + a * (zc - zx)}, clean.logits, opts));
       }
       c10::AutoGradMode no_grad(false);
-      add_scores(scores, graph, d, grads, inv_steps, r0, r0 + n);
+      add_scores(scores, graph, d, group, inv_steps, r0, r0 + n);
     }
-    res.scores = scores.to(at::kCPU);
-    return res;
-  }
-
-  DownGrads grads;
-  int n_runs = 1;
-  if (opts.clean_corrupted) {
-    grads = gradient_run(model, graph, batch, ids, clean_mask, {}, clean.logits, opts);
-    grads.add(gradient_run(model, graph, batch, batch.corrupted_ids, batch.corrupted_mask, {}, clean.logits, opts));
+  } else if (opts.clean_corrupted) {
+    grads = gradient_run(model, graph, batch, ids, clean_mask, {}, {}, opts, &clean);
+    grads.add(gradient_run(model, graph, batch, batch.corrupted_ids, batch.corrupted_mask, {}, clean.logits, opts, &corr));
     n_runs = 2;
-  } else if (opts.ig_steps == 0) {
-    grads = gradient_run(model, graph, batch, ids, clean_mask, {}, clean.logits, opts);
+  } else if (!ig_inputs) {
+    grads = gradient_run(model, graph, batch, ids, clean_mask, {}, {}, opts, &clean);
+    corr = run_upstream(model, graph, batch.corrupted_ids, batch.corrupted_mask);
   } else {
     n_runs = opts.ig_steps;
-    const at::Tensor e_clean = clean.acts.select(2, 0), e_corr = corr.acts.select(2, 0);
+    const at::Tensor e_clean = clean.acts.select(2, 0);
     for (int k = 0; k < opts.ig_steps; ++k) {
       const double a = static_cast<double>(k) / opts.ig_steps;
-      grads.add(gradient_run(model, graph, batch, ids, clean_mask, {"hook_embed", e_corr + a * (e_clean - e_corr)},
-                             clean.logits, opts));
+      const at::Tensor e_corr = corr.acts.defined() ? corr.acts.select(2, 0) : at::Tensor();
+      // k = 0: the corrupted embeddings themselves (taken from the run's own hook_embed).
+      const Replace rep = k == 0 ? Replace{same_masks ? "" : "hook_embed", e_corr}
+                                 : Replace{"hook_embed", e_corr + a * (e_clean - e_corr)};
+      RunActs* cap = k == 0 && same_masks ? &corr : nullptr;
+      grads.add(gradient_run(model, graph, batch, k == 0 && same_masks ? batch.corrupted_ids : ids, clean_mask, rep,
+                             clean.logits, opts, cap));
     }
   }
+  const double t_grad = sw.lap();
 
-  // Scores in float32: delta [B,T,U,D] against each downstream node's averaged gradient.
-  c10::AutoGradMode no_grad(false);
-  const at::Tensor d = delta();
-  at::Tensor scores = at::zeros({U, graph.n_downstream()}, d.options());
-  add_scores(scores, graph, d, grads, 1.0 / n_runs, 0, U);
+  EapResult res;
+  res.n_examples = batch.clean_ids.size(0);
+  {
+    c10::AutoGradMode no_grad(false);
+    res.metric_clean = sign * metric_per_example(opts.metric, clean.logits, batch, clean.logits).mean().item<double>();
+    res.metric_corrupted = sign * metric_per_example(opts.metric, corr.logits, batch, clean.logits).mean().item<double>();
+    if (!ig_acts) {
+      // Scores in float32: delta [B,T,U,D] against each downstream node's averaged gradient.
+      const at::Tensor d = delta_of(clean, corr);
+      scores = at::zeros({U, graph.n_downstream()}, d.options().dtype(at::kFloat));
+      add_scores(scores, graph, d, grads, 1.0 / n_runs, 0, U);
+    }
+  }
   res.scores = scores.to(at::kCPU);
+  spdlog::debug("eap batch of {}: forward runs {:.3f} s, gradient runs {:.3f} s, scores {:.3f} s", res.n_examples, t_fwd,
+                t_grad, sw.lap());
   return res;
 }
 
@@ -499,7 +576,7 @@ AttributionBatch make_attribution_batch(const std::vector<PairExample>& examples
 }
 
 EapResult eap_scores(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
-                     const EapOptions& opts, int64_t batch_size) {
+                     const EapOptions& opts, int64_t batch_size, const std::function<void(size_t, size_t)>& on_batch) {
   if (examples.empty()) throw Error(ErrorCode::kInput, "no examples to attribute");
   if (batch_size <= 0) throw Error(ErrorCode::kUsage, "batch size must be positive; found " + std::to_string(batch_size));
   EapResult total;
@@ -511,6 +588,7 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const std::ve
     total.scores = total.scores.defined() ? total.scores + w * r.scores : w * r.scores;
     total.metric_clean += w * r.metric_clean;
     total.metric_corrupted += w * r.metric_corrupted;
+    if (on_batch) on_batch(end, N);
   }
   total.n_examples = static_cast<int64_t>(N);
   return total;

@@ -9,6 +9,7 @@
 #include "circuitscope/error.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/safetensors.hpp"
+#include "shared_norm_proj.hpp"
 
 namespace circuitscope {
 
@@ -275,9 +276,15 @@ at::Tensor HookedTransformer::attention(int64_t l, const at::Tensor& resid, cons
     at::Tensor xq = hook(HookKind::kQInput, resid.unsqueeze(2).expand({B, T, H, D}));
     at::Tensor xk = hook(HookKind::kKInput, resid.unsqueeze(2).expand({B, T, K, D}));
     at::Tensor xv = hook(HookKind::kVInput, resid.unsqueeze(2).expand({B, T, K, D}));
-    q = split_proj(rms_norm(xq, w.ln1), w.wq, w.bq, H, Dh);
-    k = split_proj(rms_norm(xk, w.ln1), w.wk, w.bk, K, Dh);
-    v = split_proj(rms_norm(xv, w.ln1), w.wv, w.bv, K, Dh);
+    // Copies still equal to the residual (read hooks, gradient runs) are normalized and
+    // projected once; patched ones head by head.
+    auto proj = [&](const at::Tensor& xs, const at::Tensor& wt, const at::Tensor& bias, int64_t n) {
+      if (shared_norm_proj_applies(xs, w.ln1, wt, bias)) return shared_norm_proj(xs, w.ln1, wt, bias, cfg_.rms_norm_eps, n, Dh);
+      return split_proj(rms_norm(xs, w.ln1), wt, bias, n, Dh);
+    };
+    q = proj(xq, w.wq, w.bq, H);
+    k = proj(xk, w.wk, w.bk, K);
+    v = proj(xv, w.wv, w.bv, K);
   } else {
     // A fresh alias when hooked, so the hook's tensor feeds only attention: a gradient taken at it
     // is attention's share, not the whole residual's.
