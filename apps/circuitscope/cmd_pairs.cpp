@@ -168,7 +168,7 @@ int run_pairs(const PairsOptions& o) {
     spdlog::warn("pairs: {} of {} opening(s) do not re-tokenize to the generated tokens; attribute will score the "
                  "re-tokenized text", not_round_trip, 2 * n);
 
-  int64_t written = 0, identical = 0;
+  int64_t written = 0, identical = 0, empty_clean = 0;
   std::map<std::string, int64_t> finish_a, finish_b;
   for (int64_t i = 0; i < n; ++i) {
     const Opening& a = open_a[i];
@@ -181,6 +181,12 @@ int run_pairs(const PairsOptions& o) {
     }
     const Opening& clean = o.reverse ? b : a;
     const Opening& corrupted = o.reverse ? a : b;
+    // A sequence metric scores the clean opening's tokens: an empty one (the model ended its turn
+    // at once) carries nothing to score, and attribute would refuse the line.
+    if (clean.text.empty()) {
+      ++empty_clean;
+      continue;
+    }
     nlohmann::ordered_json j;
     j["clean"] = items[i].prompt;
     j["corrupted"] = items[i].prompt;
@@ -201,6 +207,9 @@ int run_pairs(const PairsOptions& o) {
   if (identical > 0)
     spdlog::info("pairs: {} of {} prompt(s) gave identical openings{}", identical, n,
                  o.keep_identical ? " (kept: --keep-identical)" : " and were skipped: they carry no signal");
+  if (empty_clean > 0)
+    spdlog::info("pairs: {} of {} prompt(s) were skipped: the clean model's opening ({}) is empty", empty_clean, n,
+                 o.reverse ? dir_b : dir_a);
   spdlog::info("wrote {} pair(s) to {} (clean = {}, corrupted = {})", written, o.out, o.reverse ? dir_b : dir_a,
                o.reverse ? dir_a : dir_b);
   if (written == 0) spdlog::warn("no pair written");
