@@ -64,7 +64,7 @@ for s in base sft grpo; do
   printf '%-5s held-out accuracy: %s\n' "$s" "$(grep '^accuracy' "$REP/eval_$s.txt" | sed 's/^accuracy *//')"
 done
 for post in sft grpo; do
-  printf '%-5s vs base: %s\n' "$post" "$(head -1 "$REP/compare_${post}.txt")"
+  printf '%-5s vs base: %s\n' "$post" "$(grep -m1 '^emergent' "$REP/compare_${post}.txt")"
 done
 echo "outputs: $OUT (toy/ checkpoints, data/ pairs, reports/ attribute + compare JSON, DOT graphs)"
 echo "total $(( $(date +%s) - start )) s"
