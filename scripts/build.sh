@@ -13,5 +13,6 @@ elif [ $# -gt 0 ]; then
   cmake -S . -B "$BUILD_DIR" "$@"
 fi
 JOBS=${JOBS:-$(nproc)}
-cmake --build "$BUILD_DIR" -j "$JOBS"
+# BUILD_TARGET=circuitscope builds the command alone (the demo's need), skipping the test binary.
+cmake --build "$BUILD_DIR" -j "$JOBS" ${BUILD_TARGET:+--target "$BUILD_TARGET"}
 echo "built: $BUILD_DIR/circuitscope"

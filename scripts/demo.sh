@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { printf '\n== [%4ds] %s\n' $(( $(date +%s) - start )) "$*"; }
 
-step "set up and build"
-bash scripts/build.sh
+step "set up and build (the command only; scripts/test.sh builds the tests)"
+BUILD_TARGET=circuitscope bash scripts/build.sh
 # One thread: the toy model's matmuls are small, and two OpenMP threads contend badly on a busy
 # 2-core machine (see README, Toy lab).
 CS="./build/circuitscope --threads ${DEMO_THREADS:-1}"
