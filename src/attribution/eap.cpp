@@ -360,10 +360,13 @@ namespace {
 void add_scores(at::Tensor& scores, const Graph& graph, const at::Tensor& delta, const DownGrads& grads, double scale,
                 int64_t r0, int64_t r1) {
   const auto& s = graph.spec();
-  const int64_t L = s.n_layers, H = s.n_heads, U = graph.n_upstream(), nkv = graph.kv_nodes_per_layer();
+  const int64_t L = s.n_layers, nkv = graph.kv_nodes_per_layer();
   struct Col {
     at::Tensor g;  // [B,T,N,D]
     int64_t first_down, vis;
+  };
+  auto col = [&](const at::Tensor& g, int64_t first_down) {
+    return Col{g, first_down, graph.downstream()[first_down].n_visible};
   };
   auto gemm = [&](const std::vector<Col>& cols) {
     int64_t hi = 0;
@@ -382,15 +385,14 @@ void add_scores(at::Tensor& scores, const Graph& graph, const at::Tensor& delta,
   for (int64_t l = 0; l <= L; ++l) {
     std::vector<Col> cols;
     if (l < L) {
-      const int64_t vis = 1 + l * (H + 1);
       if (grads.k[l].size(2) != nkv) throw Error(ErrorCode::kInternal, "k gradient has the wrong number of nodes");
-      cols.push_back({grads.q[l], graph.downstream_q(l, 0), vis});
-      cols.push_back({grads.k[l], graph.downstream_k(l, 0), vis});
-      cols.push_back({grads.v[l], graph.downstream_v(l, 0), vis});
+      cols.push_back(col(grads.q[l], graph.downstream_q(l, 0)));
+      cols.push_back(col(grads.k[l], graph.downstream_k(l, 0)));
+      cols.push_back(col(grads.v[l], graph.downstream_v(l, 0)));
     } else {
-      cols.push_back({grads.logits.unsqueeze(2), graph.downstream_logits(), U});
+      cols.push_back(col(grads.logits.unsqueeze(2), graph.downstream_logits()));
     }
-    if (l > 0) cols.push_back({grads.mlp[l - 1].unsqueeze(2), graph.downstream_mlp(l - 1), 1 + (l - 1) * (H + 1) + H});
+    if (l > 0) cols.push_back(col(grads.mlp[l - 1].unsqueeze(2), graph.downstream_mlp(l - 1)));
     gemm(cols);
   }
 }
@@ -488,14 +490,15 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
     n_runs = opts.ig_steps;
     const at::Tensor e_clean = clean.acts.select(2, 0);
     for (int k = 0; k < opts.ig_steps; ++k) {
+      if (k == 0 && same_masks) {
+        // The corrupted input itself, which also records the corrupted run.
+        grads.add(gradient_run(model, graph, batch, batch.corrupted_ids, clean_mask, {}, clean.logits, opts, &corr));
+        continue;
+      }
       const double a = static_cast<double>(k) / opts.ig_steps;
-      const at::Tensor e_corr = corr.acts.defined() ? corr.acts.select(2, 0) : at::Tensor();
-      // k = 0: the corrupted embeddings themselves (taken from the run's own hook_embed).
-      const Replace rep = k == 0 ? Replace{same_masks ? "" : "hook_embed", e_corr}
-                                 : Replace{"hook_embed", e_corr + a * (e_clean - e_corr)};
-      RunActs* cap = k == 0 && same_masks ? &corr : nullptr;
-      grads.add(gradient_run(model, graph, batch, k == 0 && same_masks ? batch.corrupted_ids : ids, clean_mask, rep,
-                             clean.logits, opts, cap));
+      const at::Tensor e_corr = corr.acts.select(2, 0);
+      grads.add(gradient_run(model, graph, batch, ids, clean_mask, {"hook_embed", e_corr + a * (e_clean - e_corr)},
+                             clean.logits, opts));
     }
   }
   const double t_grad = sw.lap();
