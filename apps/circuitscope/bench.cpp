@@ -15,7 +15,7 @@ std::vector<BenchSpec>& bench_registry() {
 
 namespace {
 
-CommandRegistrar reg({"bench", "Benchmarks that print throughput numbers (see `bench --help` for the list)",
+CommandRegistrar reg_bench({"bench", "Benchmarks that print throughput numbers (see `bench --help` for the list)",
                       [](CLI::App* sub) {
                         sub->require_subcommand(1);
                         auto runners = std::make_shared<std::vector<std::pair<CLI::App*, std::function<int()>>>>();

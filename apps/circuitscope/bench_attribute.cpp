@@ -116,7 +116,7 @@ int run_bench_attribute(const BenchAttributeOptions& o) {
   return 0;
 }
 
-BenchRegistrar reg({"attribute", "Time per example of EAP and EAP-IG against m x (forward + input backward)",
+BenchRegistrar reg_bench_attribute({"attribute", "Time per example of EAP and EAP-IG against m x (forward + input backward)",
                     [](CLI::App* sub) {
                       auto o = std::make_shared<BenchAttributeOptions>();
                       add_synthetic_shape_options(sub, o->shape);

@@ -147,7 +147,7 @@ int run_bench_forward(const BenchForwardOptions& o) {
   return 0;
 }
 
-BenchRegistrar reg({"forward", "Tokens/s of the hooked model (no hooks, full cache) vs a plain libtorch forward",
+BenchRegistrar reg_bench_forward({"forward", "Tokens/s of the hooked model (no hooks, full cache) vs a plain libtorch forward",
                     [](CLI::App* sub) {
                       auto o = std::make_shared<BenchForwardOptions>();
                       add_synthetic_shape_options(sub, o->shape);

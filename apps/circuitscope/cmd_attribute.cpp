@@ -112,7 +112,7 @@ int run_attribute(CLI::App* sub, const AttributeOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"attribute", "Score every edge of the computation graph (EAP, EAP-IG-inputs, clean-corrupted); write a JSON report",
+CommandRegistrar reg_cmd_attribute({"attribute", "Score every edge of the computation graph (EAP, EAP-IG-inputs, clean-corrupted); write a JSON report",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<AttributeOptions>();
                         add_model_options(sub, o->model);

@@ -190,7 +190,7 @@ int run_bench_tokenize(const BenchTokenizeOptions& o) {
   return 0;
 }
 
-BenchRegistrar reg({"tokenize", "Tokenizer throughput on generated mixed text (one thread)", [](CLI::App* sub) {
+BenchRegistrar reg_cmd_bench_tokenize({"tokenize", "Tokenizer throughput on generated mixed text (one thread)", [](CLI::App* sub) {
                       auto o = std::make_shared<BenchTokenizeOptions>();
                       sub->add_option("model_dir", o->dir, "model directory or tokenizer file")->required();
                       sub->add_option("--mb", o->mb, "megabytes of text to encode (default 10)");

@@ -128,7 +128,7 @@ int run_chat_format(const ChatFormatOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"chat-format", "Render a conversation with the model's own chat template (as transformers' apply_chat_template)",
+CommandRegistrar reg_cmd_chat_format({"chat-format", "Render a conversation with the model's own chat template (as transformers' apply_chat_template)",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<ChatFormatOptions>();
                         sub->add_option("model_dir", o->model_dir, "model directory with tokenizer_config.json")->required();

@@ -47,7 +47,7 @@ int run_compare(const CompareOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"compare", "Compare the head circuits of a base and a post-trained model's attribute reports",
+CommandRegistrar reg_cmd_compare({"compare", "Compare the head circuits of a base and a post-trained model's attribute reports",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<CompareOptions>();
                         sub->add_option("base", o->base, "attribute report of the base model")->required();

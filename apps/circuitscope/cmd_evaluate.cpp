@@ -85,7 +85,7 @@ int run_evaluate(CLI::App* sub, const EvaluateOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"evaluate", "Faithfulness of a report's circuit (and a sweep over circuit sizes) on a dataset",
+CommandRegistrar reg_cmd_evaluate({"evaluate", "Faithfulness of a report's circuit (and a sweep over circuit sizes) on a dataset",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<EvaluateOptions>();
                         add_model_options(sub, o->model);

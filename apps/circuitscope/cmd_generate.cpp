@@ -91,7 +91,7 @@ int run_generate(const GenOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"generate", "Generate continuations (greedy or sampled) with a KV cache",
+CommandRegistrar reg_cmd_generate({"generate", "Generate continuations (greedy or sampled) with a KV cache",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<GenOptions>();
                         add_model_options(sub, o->model);

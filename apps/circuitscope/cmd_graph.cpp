@@ -153,7 +153,7 @@ int run_graph(const GraphOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"graph", "Graphviz DOT (or SVG) of a report's circuit",
+CommandRegistrar reg_cmd_graph({"graph", "Graphviz DOT (or SVG) of a report's circuit",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<GraphOptions>();
                         sub->add_option("report", o->report, "report with a circuit (.json)")->required();

@@ -57,7 +57,7 @@ int run_inspect(const InspectOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"inspect", "Print a checkpoint's architecture, sizes, dtypes and the runtime (BLAS, threads, device)",
+CommandRegistrar reg_cmd_inspect({"inspect", "Print a checkpoint's architecture, sizes, dtypes and the runtime (BLAS, threads, device)",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<InspectOptions>();
                         add_model_options(sub, o->model);

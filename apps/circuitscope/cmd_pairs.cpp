@@ -216,7 +216,7 @@ int run_pairs(const PairsOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"pairs", "Build clean/corrupted pairs: two models' own openings, or numeric corruptions",
+CommandRegistrar reg_cmd_pairs({"pairs", "Build clean/corrupted pairs: two models' own openings, or numeric corruptions",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<PairsOptions>();
                         sub->add_option("dirs", o->dirs,

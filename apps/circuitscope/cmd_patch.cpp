@@ -73,7 +73,7 @@ int run_patch(CLI::App* sub, const PatchOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"patch", "Exact activation patching of every head, MLP or residual stream (optionally per position)",
+CommandRegistrar reg_cmd_patch({"patch", "Exact activation patching of every head, MLP or residual stream (optionally per position)",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<PatchOptions>();
                         add_model_options(sub, o->model);

@@ -46,7 +46,7 @@ int run_run(const RunOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"run", "Run a forward pass; save logits and cached hook activations to a safetensors file",
+CommandRegistrar reg_cmd_run({"run", "Run a forward pass; save logits and cached hook activations to a safetensors file",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<RunOptions>();
                         add_model_options(sub, o->model);

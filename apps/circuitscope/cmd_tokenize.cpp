@@ -167,7 +167,7 @@ int run_tokenize(const TokenizeOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"tokenize", "Tokenize text (ids, pieces, byte offsets), a JSONL file of texts, or decode ids",
+CommandRegistrar reg_cmd_tokenize({"tokenize", "Tokenize text (ids, pieces, byte offsets), a JSONL file of texts, or decode ids",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<TokenizeOptions>();
                         sub->add_option("model_dir", o->dir, "model directory (tokenizer.json or tokenizer.model) or tokenizer file")

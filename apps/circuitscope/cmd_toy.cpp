@@ -160,7 +160,7 @@ int run_problems(ToyCliOptions& o) {
   return 0;
 }
 
-CommandRegistrar reg({"toy", "Toy lab: train tiny Qwen2 models on arithmetic (base, SFT, GRPO) and evaluate them",
+CommandRegistrar reg_cmd_toy({"toy", "Toy lab: train tiny Qwen2 models on arithmetic (base, SFT, GRPO) and evaluate them",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<ToyCliOptions>();
                         sub->require_subcommand(1);
