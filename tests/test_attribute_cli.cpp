@@ -22,23 +22,13 @@ const char* kGoodPairs =
     "\"wrong_id\": 402}\n"
     "{\"clean_ids\": [9, 9, 31, 200], \"corrupted_ids\": [9, 8, 31, 200], \"answer_id\": 31, \"wrong_id\": 30}\n";
 
-std::string write_file(const std::string& dir, const std::string& name, const std::string& text) {
-  const std::string p = dir + "/" + name;
-  std::ofstream(p) << text;
-  return p;
-}
-
-struct TempDir {
-  std::string path = cs_test::make_temp_dir("attr");
-  ~TempDir() { cs_test::remove_tree(path); }
-};
 }  // namespace
 
 TEST_CASE("pair datasets: good lines - blank lines - bad lines with their line numbers", "[attribution][dataset]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("attr");
   PairReadOptions ro;
   ro.vocab_size = 512;
-  PairDataset ds = read_pairs_jsonl(write_file(tmp.path, "good.jsonl", kGoodPairs), ro);
+  PairDataset ds = read_pairs_jsonl(cs_test::write_file(tmp.path, "good.jsonl", kGoodPairs), ro);
   REQUIRE(ds.examples.size() == 3);
   REQUIRE(ds.skipped == 0);
   REQUIRE(ds.examples[1].line == 3);  // the blank line is counted, not used
@@ -62,7 +52,7 @@ TEST_CASE("pair datasets: good lines - blank lines - bad lines with their line n
   };
   for (const Bad& b : bad) {
     INFO(b.line);
-    const std::string path = write_file(tmp.path, "bad.jsonl", std::string(kGoodPairs) + b.line + "\n");
+    const std::string path = cs_test::write_file(tmp.path, "bad.jsonl", std::string(kGoodPairs) + b.line + "\n");
     try {
       read_pairs_jsonl(path, ro);
       FAIL("no error");
@@ -81,18 +71,18 @@ TEST_CASE("pair datasets: good lines - blank lines - bad lines with their line n
   // kl needs no answer.
   PairReadOptions kl = ro;
   kl.require_answer = false;
-  REQUIRE(read_pairs_jsonl(write_file(tmp.path, "kl.jsonl", "{\"clean_ids\": [1], \"corrupted_ids\": [2]}\n"), kl)
+  REQUIRE(read_pairs_jsonl(cs_test::write_file(tmp.path, "kl.jsonl", "{\"clean_ids\": [1], \"corrupted_ids\": [2]}\n"), kl)
               .examples[0]
               .answer_id == -1);
   REQUIRE_THROWS_AS(read_pairs_jsonl(tmp.path + "/missing.jsonl", ro), Error);
 }
 
 TEST_CASE("batched - right-padded attribution equals pair-by-pair attribution", "[attribution]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("attr");
   auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
   PairReadOptions ro;
   ro.vocab_size = m->config().vocab_size;
-  const PairDataset ds = read_pairs_jsonl(write_file(tmp.path, "p.jsonl", kGoodPairs), ro);
+  const PairDataset ds = read_pairs_jsonl(cs_test::write_file(tmp.path, "p.jsonl", kGoodPairs), ro);
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   for (int steps : {0, 3}) {
     EapOptions o;
@@ -108,10 +98,10 @@ TEST_CASE("batched - right-padded attribution equals pair-by-pair attribution", 
 }
 
 TEST_CASE("attribute command writes a report with every edge", "[attribution][cli]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("attr");
   const std::string bin = cs_test::binary_path();
   const std::string model = cs_test::data_dir() + "/hf-tiny/qwen2-tiny";
-  const std::string data = write_file(tmp.path, "p.jsonl", kGoodPairs);
+  const std::string data = cs_test::write_file(tmp.path, "p.jsonl", kGoodPairs);
   const std::string out = tmp.path + "/report.json";
   std::string log;
   int rc = cs_test::run_command(bin + " attribute " + model + " --data " + data +
@@ -145,7 +135,7 @@ TEST_CASE("attribute command writes a report with every edge", "[attribution][cl
   }
 
   // A bad line stops the run with the input exit code and names the line; --skip-bad goes on.
-  const std::string bad = write_file(tmp.path, "bad.jsonl", std::string(kGoodPairs) + "{\"clean_ids\": [1]}\n");
+  const std::string bad = cs_test::write_file(tmp.path, "bad.jsonl", std::string(kGoodPairs) + "{\"clean_ids\": [1]}\n");
   rc = cs_test::run_command(bin + " attribute " + model + " --data " + bad + " --out " + tmp.path + "/r2.json", log);
   REQUIRE(rc == 7);
   REQUIRE(log.find("bad.jsonl:5:") != std::string::npos);
@@ -169,10 +159,10 @@ TEST_CASE("attribute command writes a report with every edge", "[attribution][cl
 }
 
 TEST_CASE("attribute command: circuit selection - faithfulness and head importance", "[attribution][cli]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("attr");
   const std::string bin = cs_test::binary_path();
   const std::string model = cs_test::data_dir() + "/hf-tiny/qwen2-tiny";
-  const std::string data = write_file(tmp.path, "p.jsonl", kGoodPairs);
+  const std::string data = cs_test::write_file(tmp.path, "p.jsonl", kGoodPairs);
   const std::string base = bin + " attribute " + model + " --data " + data + " --method eap --out " + tmp.path + "/r.json ";
   std::string log;
   nlohmann::json j;

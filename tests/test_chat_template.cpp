@@ -27,7 +27,7 @@ namespace {
 
 const std::string kChatDir = std::string(CS_TEST_DATA_DIR) + "/chat";
 
-std::vector<ordered_json> read_jsonl(const std::string& path) {
+std::vector<ordered_json> read_jsonl_ordered(const std::string& path) {
   std::ifstream in(path);
   REQUIRE(in.good());
   std::vector<ordered_json> rows;
@@ -93,7 +93,7 @@ struct TempModelDir {
   ~TempModelDir() { fs::remove_all(path); }
 };
 
-std::string run_cli(const std::string& args, int* status) {
+std::string run_chat_format(const std::string& args, int* status) {
   std::string cmd = std::string(CS_BINARY_PATH) + " -q chat-format " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
@@ -119,7 +119,7 @@ std::string shell_quote(const std::string& s) {
 TEST_CASE("Qwen3 chat template matches Jinja2 on every reference row", "[chat]") {
   auto cfg = circuitscope::load_tokenizer_config(kChatDir + "/qwen3");
   REQUIRE(cfg.chat_template.has_value());
-  auto rows = read_jsonl(kChatDir + "/qwen3/chat_template_reference.jsonl");
+  auto rows = read_jsonl_ordered(kChatDir + "/qwen3/chat_template_reference.jsonl");
   REQUIRE(rows.size() == 24);
   int matched = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -135,7 +135,7 @@ TEST_CASE("Qwen3 chat template matches Jinja2 on every reference row", "[chat]")
 
 TEST_CASE("Qwen3 reference rows through the ChatMessage API", "[chat]") {
   auto cfg = circuitscope::load_tokenizer_config(kChatDir + "/qwen3");
-  for (const auto& row : read_jsonl(kChatDir + "/qwen3/chat_template_reference.jsonl")) {
+  for (const auto& row : read_jsonl_ordered(kChatDir + "/qwen3/chat_template_reference.jsonl")) {
     std::vector<ChatMessage> msgs;
     for (const auto& m : row["messages"]) {
       ChatMessage c;
@@ -151,7 +151,7 @@ TEST_CASE("Qwen3 reference rows through the ChatMessage API", "[chat]") {
 // ---- other families and more Qwen3 conversations (tools, reasoning_content) -------------------
 
 TEST_CASE("Chat templates of other families match Jinja2", "[chat]") {
-  auto rows = read_jsonl(kChatDir + "/families_reference.jsonl");
+  auto rows = read_jsonl_ordered(kChatDir + "/families_reference.jsonl");
   REQUIRE(rows.size() >= 100);
   auto qwen3 = circuitscope::load_tokenizer_config(kChatDir + "/qwen3");
   std::set<std::string> families;
@@ -206,7 +206,7 @@ TEST_CASE("Chat templates of other families match Jinja2", "[chat]") {
 // ---- engine features against Jinja2 -----------------------------------------------------------
 
 TEST_CASE("Jinja engine matches Jinja2 on the engine reference", "[chat]") {
-  auto rows = read_jsonl(kChatDir + "/engine_reference.jsonl");
+  auto rows = read_jsonl_ordered(kChatDir + "/engine_reference.jsonl");
   REQUIRE(rows.size() >= 130);
   // Errors whose wording differs from Jinja2's on purpose (the class of failure and, for syntax
   // errors, the line still have to match).
@@ -449,20 +449,20 @@ TEST_CASE("chat_template_context passes what transformers passes", "[chat]") {
 // ---- the CLI ---------------------------------------------------------------------------------------
 
 TEST_CASE("chat-format prints the rendered prompt", "[chat]") {
-  auto rows = read_jsonl(kChatDir + "/qwen3/chat_template_reference.jsonl");
+  auto rows = read_jsonl_ordered(kChatDir + "/qwen3/chat_template_reference.jsonl");
   const std::string dir = shell_quote(kChatDir + "/qwen3");
   int status = -1;
   // Row 6: system + user, add_generation_prompt, enable_thinking absent.
   REQUIRE(rows[6]["messages"].size() == 2);
   REQUIRE_FALSE(rows[6].contains("enable_thinking"));
-  std::string out = run_cli(dir + " --system " + shell_quote(rows[6]["messages"][0]["content"]) + " --user " +
+  std::string out = run_chat_format(dir + " --system " + shell_quote(rows[6]["messages"][0]["content"]) + " --user " +
                                 shell_quote(rows[6]["messages"][1]["content"]),
                             &status);
   CHECK(status == 0);
   CHECK(out == rows[6]["text"].get<std::string>());
   // Row 8: the same with enable_thinking=false.
   REQUIRE(rows[8]["enable_thinking"] == false);
-  out = run_cli(dir + " --system " + shell_quote(rows[8]["messages"][0]["content"]) + " --user " +
+  out = run_chat_format(dir + " --system " + shell_quote(rows[8]["messages"][0]["content"]) + " --user " +
                     shell_quote(rows[8]["messages"][1]["content"]) + " --think off",
                 &status);
   CHECK(status == 0);
@@ -470,7 +470,7 @@ TEST_CASE("chat-format prints the rendered prompt", "[chat]") {
   // Row 21: user + assistant, no generation prompt.
   REQUIRE(rows[21]["add_generation_prompt"] == false);
   REQUIRE_FALSE(rows[21].contains("enable_thinking"));
-  out = run_cli(dir + " --user " + shell_quote(rows[21]["messages"][0]["content"]) + " --assistant " +
+  out = run_chat_format(dir + " --user " + shell_quote(rows[21]["messages"][0]["content"]) + " --assistant " +
                     shell_quote(rows[21]["messages"][1]["content"]) + " --no-generation-prompt",
                 &status);
   CHECK(status == 0);
@@ -478,17 +478,17 @@ TEST_CASE("chat-format prints the rendered prompt", "[chat]") {
   // --template replaces the model's template.
   fs::path tpl = fs::temp_directory_path() / ("cs_chat_tpl_" + std::to_string(::getpid()) + ".jinja");
   std::ofstream(tpl) << "[{{ messages[0].content }}|{{ eos_token }}]";
-  out = run_cli(dir + " --user hi --template " + shell_quote(tpl.string()), &status);
+  out = run_chat_format(dir + " --user hi --template " + shell_quote(tpl.string()), &status);
   fs::remove(tpl);
   CHECK(status == 0);
   CHECK(out == "[hi|<|im_end|>]");
   // Usage errors exit with kUsage.
-  run_cli(dir, &status);
+  run_chat_format(dir, &status);
   CHECK(status == static_cast<int>(ErrorCode::kUsage));
 }
 
 TEST_CASE("chat-format --input-jsonl renders every line", "[chat]") {
-  auto rows = read_jsonl(kChatDir + "/qwen3/chat_template_reference.jsonl");
+  auto rows = read_jsonl_ordered(kChatDir + "/qwen3/chat_template_reference.jsonl");
   fs::path in = fs::temp_directory_path() / ("cs_chat_batch_" + std::to_string(::getpid()) + ".jsonl");
   {
     std::ofstream f(in);
@@ -499,7 +499,7 @@ TEST_CASE("chat-format --input-jsonl renders every line", "[chat]") {
     }
   }
   int status = -1;
-  std::string out = run_cli(shell_quote(kChatDir + "/qwen3") + " --input-jsonl " + shell_quote(in.string()), &status);
+  std::string out = run_chat_format(shell_quote(kChatDir + "/qwen3") + " --input-jsonl " + shell_quote(in.string()), &status);
   fs::remove(in);
   CHECK(status == 0);
   std::istringstream lines(out);

@@ -6,19 +6,10 @@
 #include "test_util.hpp"
 
 namespace {
-struct TempDir {
-  std::string path = cs_test::make_temp_dir("config");
-  ~TempDir() { cs_test::remove_tree(path); }
-};
-nlohmann::json load(const std::string& p) {
-  nlohmann::json j;
-  std::ifstream(p) >> j;
-  return j;
-}
 }  // namespace
 
 TEST_CASE("attribute --config: thinking-sparks config = command line = preset - overrides - errors", "[config][cli]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("config");
   const std::string data = tmp.path + "/p.jsonl";
   std::ofstream(data) << "{\"clean_ids\": [5, 17, 300, 42, 7, 99, 256, 3], \"corrupted_ids\": [5, 17, 301, 42, 7, 12, "
                          "256, 3], \"answer_id\": 300, \"wrong_id\": 301}\n"
@@ -32,7 +23,7 @@ TEST_CASE("attribute --config: thinking-sparks config = command line = preset - 
   REQUIRE(cs_test::run_command(base + tmp.path + "/b.json --method eap-ig-inputs --ig-steps 5 --top-n 5000 --simplify 0.1",
                                log) == 0);
   REQUIRE(cs_test::run_command(base + tmp.path + "/c.json --method eap-ig-inputs --selection thinking-sparks", log) == 0);
-  const nlohmann::json a = load(tmp.path + "/a.json"), b = load(tmp.path + "/b.json"), c = load(tmp.path + "/c.json");
+  const nlohmann::json a = cs_test::read_json_file(tmp.path + "/a.json"), b = cs_test::read_json_file(tmp.path + "/b.json"), c = cs_test::read_json_file(tmp.path + "/c.json");
   REQUIRE(a == b);  // reports hold no output path or time: the whole JSON must agree
   REQUIRE(a == c);
   REQUIRE(a["method"]["name"] == "eap-ig-inputs");
@@ -56,7 +47,7 @@ TEST_CASE("attribute --config: thinking-sparks config = command line = preset - 
                                            "  \"loss\": true, \"sweep\": [10, 40], \"top-n\": 30\n}\n";
   REQUIRE(cs_test::run_command(cs_test::binary_path() + " attribute --config " + tmp.path + "/my.json --ig-steps 2", log) ==
           0);
-  const nlohmann::json d = load(tmp.path + "/d.json");
+  const nlohmann::json d = cs_test::read_json_file(tmp.path + "/d.json");
   REQUIRE(d["method"]["ig_steps"] == 2);
   REQUIRE(d["method"]["loss"] == true);
   REQUIRE(d["circuit"]["top_n"] == 30);

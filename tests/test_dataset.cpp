@@ -15,17 +15,6 @@
 using namespace circuitscope;
 
 namespace {
-std::string write_file(const std::string& dir, const std::string& name, const std::string& text) {
-  const std::string p = dir + "/" + name;
-  std::ofstream(p, std::ios::binary) << text;
-  return p;
-}
-
-struct TempDir {
-  std::string path = cs_test::make_temp_dir("dataset");
-  ~TempDir() { cs_test::remove_tree(path); }
-};
-
 std::string tiny_tokenizer_dir() { return cs_test::data_dir() + "/tokenizers/bytelevel_tiny"; }
 
 std::vector<int64_t> cat(std::vector<int64_t> a, const std::vector<int64_t>& b) {
@@ -44,9 +33,9 @@ TEST_CASE("sha256: FIPS 180-4 test vectors", "[dataset]") {
 }
 
 TEST_CASE("pair datasets carry the SHA-256 of the file's bytes", "[dataset]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("dataset");
   // CRLF and a blank line: the hash is of the bytes, not of the parsed pairs.
-  const std::string path = write_file(tmp.path, "p.jsonl",
+  const std::string path = cs_test::write_file(tmp.path, "p.jsonl",
                                       "{\"clean_ids\": [1, 2, 3], \"corrupted_ids\": [1, 4], \"answer_id\": 5, "
                                       "\"wrong_id\": 6}\r\n\r\n{\"clean_ids\": [7], \"corrupted_ids\": [8, 9], "
                                       "\"answer_id\": 5, \"wrong_id\": 6}\n");
@@ -61,7 +50,7 @@ TEST_CASE("pair datasets carry the SHA-256 of the file's bytes", "[dataset]") {
 }
 
 TEST_CASE("text-form pairs: prompts - answer/wrong first tokens - continuations - chat rendering", "[dataset]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("dataset");
   const auto tok = load_tokenizer(tiny_tokenizer_dir());
   auto enc = [&](const std::string& s, bool special) { return tok->encode(s, special).ids; };
   // This byte-level tokenizer adds a prefix space: "the" is "Ġthe" (258), "hello" starts with "Ġ" (32).
@@ -71,7 +60,7 @@ TEST_CASE("text-form pairs: prompts - answer/wrong first tokens - continuations 
   PairReadOptions ro;
   ro.vocab_size = 512;
   ro.tokenizer = tok.get();
-  const std::string path = write_file(
+  const std::string path = cs_test::write_file(
       tmp.path, "t.jsonl",
       "{\"id\": 7, \"clean\": \"hello the cat\", \"corrupted\": \"hello a dog\", \"answer\": \"the\", \"wrong\": \"hello\"}\n"
       "{\"clean\": \"the cat\", \"corrupted\": \"the dog\", \"clean_continuation\": \"hello the\", "
@@ -118,7 +107,7 @@ TEST_CASE("text-form pairs: prompts - answer/wrong first tokens - continuations 
   ro.require_continuation = false;
   for (const Bad& b : bad) {
     INFO(b.line);
-    const std::string p = write_file(tmp.path, "bad.jsonl", std::string("\n") + b.line + "\n");
+    const std::string p = cs_test::write_file(tmp.path, "bad.jsonl", std::string("\n") + b.line + "\n");
     try {
       read_pairs_jsonl(p, ro);
       FAIL("no error");
@@ -132,23 +121,23 @@ TEST_CASE("text-form pairs: prompts - answer/wrong first tokens - continuations 
   // Sequence metrics need continuations; token ids past the model's vocabulary are refused.
   ro.require_answer = false;
   ro.require_continuation = true;
-  REQUIRE_THROWS_WITH(read_pairs_jsonl(write_file(tmp.path, "a.jsonl",
+  REQUIRE_THROWS_WITH(read_pairs_jsonl(cs_test::write_file(tmp.path, "a.jsonl",
                                                   "{\"clean\": \"a\", \"corrupted\": \"b\", \"answer\": \"the\", \"wrong\": \"hello\"}\n"),
                                        ro),
                       Catch::Contains("missing keys 'clean_continuation' and 'corrupted_continuation'"));
   ro.require_continuation = false;
   ro.vocab_size = 100;
-  REQUIRE_THROWS_WITH(read_pairs_jsonl(write_file(tmp.path, "v.jsonl", "{\"clean\": \"hello\", \"corrupted\": \"the\"}\n"), ro),
+  REQUIRE_THROWS_WITH(read_pairs_jsonl(cs_test::write_file(tmp.path, "v.jsonl", "{\"clean\": \"hello\", \"corrupted\": \"the\"}\n"), ro),
                       Catch::Contains("of 'clean' = 257 is out of range: vocab_size is 100"));
   // Without a tokenizer a text line is a bad line that says what to do.
   ro.vocab_size = 512;
   ro.tokenizer = nullptr;
-  REQUIRE_THROWS_WITH(read_pairs_jsonl(write_file(tmp.path, "n.jsonl", "{\"clean\": \"a\", \"corrupted\": \"b\"}\n"), ro),
+  REQUIRE_THROWS_WITH(read_pairs_jsonl(cs_test::write_file(tmp.path, "n.jsonl", "{\"clean\": \"a\", \"corrupted\": \"b\"}\n"), ro),
                       Catch::Contains("--tokenizer"));
   // Token form: continuation ids are appended the same way.
   ro.require_continuation = true;
   const PairDataset tf = read_pairs_jsonl(
-      write_file(tmp.path, "tc.jsonl",
+      cs_test::write_file(tmp.path, "tc.jsonl",
                  "{\"clean_ids\": [1, 2], \"corrupted_ids\": [3], \"clean_continuation_ids\": [4, 5], "
                  "\"corrupted_continuation_ids\": [6]}\n"),
       ro);
@@ -158,7 +147,7 @@ TEST_CASE("text-form pairs: prompts - answer/wrong first tokens - continuations 
 }
 
 TEST_CASE("attribute --chat --think --system: text pairs through the chat template - seq-logprob", "[dataset][cli]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("dataset");
   // A tokenizer folder: the tiny byte-level tokenizer and a chat template that honours enable_thinking.
   const std::string tdir = tmp.path + "/tok";
   std::string log;
@@ -167,8 +156,8 @@ TEST_CASE("attribute --chat --think --system: text pairs through the chat templa
   cfg["chat_template"] =
       "{% for m in messages %}<{{ m.role }}>{{ m.content }}</s>{% endfor %}{% if add_generation_prompt %}<a>"
       "{% if enable_thinking is defined and not enable_thinking %}<think></think>{% endif %}{% endif %}";
-  write_file(tdir, "tokenizer_config.json", cfg.dump());
-  const std::string data = write_file(tmp.path, "chat.jsonl",
+  cs_test::write_file(tdir, "tokenizer_config.json", cfg.dump());
+  const std::string data = cs_test::write_file(tmp.path, "chat.jsonl",
                                       "{\"clean\": \"the cat\", \"corrupted\": \"the dog\", \"clean_continuation\": \"hello "
                                       "the\", \"corrupted_continuation\": \"the end\"}\n"
                                       "{\"clean\": \"hello\", \"corrupted\": \"cell\", \"clean_continuation\": \"the\", "

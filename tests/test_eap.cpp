@@ -16,10 +16,6 @@
 using namespace circuitscope;
 
 namespace {
-std::unique_ptr<HookedTransformer> load(const std::string& rel) {
-  return HookedTransformer::from_pretrained(cs_test::data_dir() + "/" + rel);
-}
-
 
 double metric_mean(HookedTransformer& m, const AttributionBatch& b, MetricKind kind, const at::Tensor& clean_logits) {
   c10::AutoGradMode no_grad(false);
@@ -67,7 +63,7 @@ double finite_difference(HookedTransformer& m, const Graph& g, const Attribution
 }  // namespace
 
 TEST_CASE("EAP scores match finite differences of the metric - edge by edge", "[attribution]") {
-  auto m = load("hf-tiny/qwen2-tiny");  // GQA: 4 query heads, 2 kv heads
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");  // GQA: 4 query heads, 2 kv heads
   const AttributionBatch b = cs_test::make_batch();
   struct Case {
     KvEdges mode;
@@ -107,7 +103,7 @@ TEST_CASE("EAP scores match finite differences of the metric - edge by edge", "[
   // Without GQA (llama-tiny: 4 heads, 4 kv heads) per-query-head k/v nodes are the split inputs themselves.
   // (input->a2.h*<q> scores are exactly 0 here: the last position has the same token in both runs, and
   // last-layer queries at earlier positions reach no logit that the metric reads.)
-  auto ml = load("hf-tiny/llama-tiny");
+  auto ml = cs_test::load_model("hf-tiny/llama-tiny");
   Graph gl({3, 4, 4, KvEdges::kPerQueryHead});
   const EapResult rl = eap_scores(*ml, gl, b, EapOptions{});
   for (const char* name : {"a0.h1->a2.h3<k>", "m0->a1.h2<v>", "input->a1.h1<q>"}) {
@@ -121,7 +117,7 @@ TEST_CASE("EAP scores match finite differences of the metric - edge by edge", "[
 }
 
 TEST_CASE("EAP: loss negates - the clean/corrupted baselines are the model's metric", "[attribution]") {
-  auto m = load("hf-tiny/llama-tiny");
+  auto m = cs_test::load_model("hf-tiny/llama-tiny");
   const AttributionBatch b = cs_test::make_batch();
   Graph g({m->config().n_layers, m->config().n_heads, m->config().n_kv_heads, KvEdges::kPerQueryHead});
   EapOptions o;
@@ -143,7 +139,7 @@ TEST_CASE("EAP: loss negates - the clean/corrupted baselines are the model's met
 }
 
 TEST_CASE("EAP-IG-inputs completeness: input edges sum to metric(clean) - metric(corrupted) as 1/m", "[attribution]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   const AttributionBatch b = cs_test::make_batch();
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   for (MetricKind kind : {MetricKind::kLogitDiff, MetricKind::kKl, MetricKind::kProbDiff}) {
@@ -177,7 +173,7 @@ TEST_CASE("EAP-IG-inputs completeness: input edges sum to metric(clean) - metric
 }
 
 TEST_CASE("GQA: per-query-head k/v scores sum over a group to the per-kv-head scores", "[attribution]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   const AttributionBatch b = cs_test::make_batch();
   const int64_t L = 4, H = 4, K = 2, G = 2;
   Graph gq({L, H, K, KvEdges::kPerQueryHead});
@@ -208,7 +204,7 @@ TEST_CASE("GQA: per-query-head k/v scores equal those of an ungrouped copy of th
   // qwen3-tiny: q/k RMSNorm before RoPE and head_dim != d_model / heads, so the k path is not linear.
   const std::string which = GENERATE(as<std::string>{}, "hf-tiny/qwen2-tiny", "hf-ref/qwen3-tiny");
   INFO(which);
-  auto m = load(which);
+  auto m = cs_test::load_model(which);
   ModelConfig cfg = m->config();
   const int64_t H = cfg.n_heads, K = cfg.n_kv_heads, G = H / K, Dh = cfg.head_dim;
   // Repeat each kv head's k/v projection for every query head of its group: a model with K = H
@@ -242,7 +238,7 @@ TEST_CASE("GQA: per-query-head k/v scores equal those of an ungrouped copy of th
 }
 
 TEST_CASE("EAP rejects malformed batches with a message naming the problem", "[attribution]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   AttributionBatch b = cs_test::make_batch();
   b.corrupted_ids = b.corrupted_ids.narrow(1, 0, 7);
@@ -281,7 +277,7 @@ TEST_CASE("EAP-IG in bfloat16 agrees with float32", "[attribution]") {
 }
 
 TEST_CASE("clean-corrupted: the mean of the clean and the corrupted run's gradients", "[attribution]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   const AttributionBatch b = cs_test::make_batch();
   Graph g({4, 4, 2, KvEdges::kPerKvHead});
   EapOptions o;
@@ -328,7 +324,7 @@ std::vector<PairExample> unequal_pairs() {
 }  // namespace
 
 TEST_CASE("right padding: pads after the real tokens leave the real positions' logits unchanged", "[attribution][eap]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   c10::AutoGradMode no_grad(false);
   const std::vector<int64_t> a{5, 17, 300, 42, 7, 99}, b{11, 400, 23};
   at::Tensor ids = at::full({2, 9}, 123, at::kLong);  // an arbitrary pad id: it must not matter
@@ -341,7 +337,7 @@ TEST_CASE("right padding: pads after the real tokens leave the real positions' l
 }
 
 TEST_CASE("unequal lengths: each pair's metrics are read at the clean positions - as when run alone", "[attribution][eap]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   const std::vector<PairExample> ex = unequal_pairs();
   const AttributionBatch b = make_attribution_batch(ex, 0, 3);
@@ -396,7 +392,7 @@ TEST_CASE("unequal lengths: each pair's metrics are read at the clean positions 
 }
 
 TEST_CASE("unequal lengths: batching pairs of different lengths = one pair at a time", "[attribution][eap]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   const std::vector<PairExample> ex = unequal_pairs();
   struct Case {
@@ -436,7 +432,7 @@ TEST_CASE("unequal lengths: batching pairs of different lengths = one pair at a 
 }
 
 TEST_CASE("seq-logprob and seq-kl: values computed by hand from the model's logits", "[attribution][eap]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   // Clean: prompt [5,17,300,42] + continuation [7,99,256]; corrupted: a longer prompt + another continuation.
   // Second pair: equal lengths, continuation of 2.
@@ -488,7 +484,7 @@ TEST_CASE("seq-logprob and seq-kl: values computed by hand from the model's logi
 }
 
 TEST_CASE("seq-logprob: EAP scores match finite differences - IG completeness holds", "[attribution][eap]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   // One pair of equal length (no padding): the finite-difference helper runs the model unmasked.
   const std::vector<PairExample> ex{pair_ex({5, 17, 300, 42, 7, 99, 256, 3}, {5, 17, 301, 42, 7, 12, 256, 3}, -1, -1, 4)};
   const AttributionBatch b = make_attribution_batch(ex, 0, 1);
@@ -535,7 +531,7 @@ TEST_CASE("seq-logprob: EAP scores match finite differences - IG completeness ho
 }
 
 TEST_CASE("EAP-IG-activations: each upstream group's edges sum to the effect of patching that group", "[attribution][eap]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   const AttributionBatch b = cs_test::make_batch();
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   const int64_t H = 4;

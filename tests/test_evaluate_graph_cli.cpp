@@ -16,38 +16,29 @@
 using namespace circuitscope;
 
 namespace {
-struct TempDir {
-  std::string path = cs_test::make_temp_dir("evalgraph");
-  ~TempDir() { cs_test::remove_tree(path); }
-};
-nlohmann::json load(const std::string& p) {
-  nlohmann::json j;
-  std::ifstream(p) >> j;
-  return j;
-}
-const char* kPairs =
+const char* kEvalPairs =
     "{\"clean_ids\": [5, 17, 300, 42, 7, 99, 256, 3], \"corrupted_ids\": [5, 17, 301, 42, 7, 12, 256, 3], "
     "\"answer_id\": 300, \"wrong_id\": 301}\n"
     "{\"clean_ids\": [9, 9, 31, 200], \"corrupted_ids\": [9, 8, 31, 200], \"answer_id\": 31, \"wrong_id\": 30}\n";
 }  // namespace
 
 TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness - sweeps - errors", "[evaluate][cli]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("evalgraph");
   const std::string bin = cs_test::binary_path(), model = cs_test::data_dir() + "/hf-tiny/qwen2-tiny";
   const std::string data = tmp.path + "/p.jsonl";
-  std::ofstream(data) << kPairs;
+  std::ofstream(data) << kEvalPairs;
   std::string log;
   REQUIRE(cs_test::run_command(bin + " attribute " + model + " --data " + data +
                                    " --method eap --greedy 30 --intervention zero --out " + tmp.path + "/r.json",
                                log) == 0);
-  const nlohmann::json r = load(tmp.path + "/r.json");
+  const nlohmann::json r = cs_test::read_json_file(tmp.path + "/r.json");
   REQUIRE(r["circuit"]["selection"] == "greedy");
   REQUIRE(r["circuit"]["greedy"] == 30);
   const std::string eval = bin + " evaluate " + model + " " + tmp.path + "/r.json --data " + data + " ";
   int rc = cs_test::run_command(eval + "--intervention zero --sweep 479,0 --out " + tmp.path + "/e.json", log);
   INFO(log);
   REQUIRE(rc == 0);
-  const nlohmann::json e = load(tmp.path + "/e.json");
+  const nlohmann::json e = cs_test::read_json_file(tmp.path + "/e.json");
   std::vector<std::string> errors;
   std::ifstream sf(cs_test::data_dir() + "/../../schemas/report.schema.json");
   nlohmann::json schema;
@@ -61,7 +52,7 @@ TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness - sweep
   REQUIRE(e["faithfulness"]["sweep"][1]["edges"] == 0);
   // A new selection from the report's scores replaces the circuit block.
   REQUIRE(cs_test::run_command(eval + "--top-n 479 --out " + tmp.path + "/e2.json", log) == 0);
-  const nlohmann::json e2 = load(tmp.path + "/e2.json");
+  const nlohmann::json e2 = cs_test::read_json_file(tmp.path + "/e2.json");
   REQUIRE(e2["circuit"]["selection"] == "top-n");
   REQUIRE(e2["faithfulness"]["normalized"].get<double>() == Approx(1.0).margin(1e-4));
 
@@ -69,7 +60,7 @@ TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness - sweep
   std::ofstream(tmp.path + "/eval.json") << "{\"report\": \"" << tmp.path << "/r.json\", \"data\": \"" << data
                                          << "\", \"top_n\": 5, // comment\n \"out\": \"" << tmp.path << "/e3.json\"}";
   REQUIRE(cs_test::run_command(bin + " evaluate " + model + " --config " + tmp.path + "/eval.json --top-n 479", log) == 0);
-  REQUIRE(load(tmp.path + "/e3.json")["faithfulness"] == e2["faithfulness"]);
+  REQUIRE(cs_test::read_json_file(tmp.path + "/e3.json")["faithfulness"] == e2["faithfulness"]);
 
   // Errors: another model's dims (7), a report without circuit and nothing to do (2), a broken report (4).
   rc = cs_test::run_command(bin + " evaluate " + cs_test::data_dir() + "/hf-tiny/llama-tiny " + tmp.path +
@@ -90,7 +81,7 @@ TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness - sweep
 }
 
 TEST_CASE("graph: DOT of a hand-made circuit - SVG needs dot", "[graph][cli]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("evalgraph");
   Graph g({2, 2, 1, KvEdges::kPerQueryHead});
   nlohmann::json r;
   r["schema_version"] = 1;

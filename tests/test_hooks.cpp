@@ -14,9 +14,6 @@
 using namespace circuitscope;
 
 namespace {
-std::unique_ptr<HookedTransformer> load(const std::string& rel) {
-  return HookedTransformer::from_pretrained(cs_test::data_dir() + "/" + rel);
-}
 at::Tensor sample_ids() { return at::tensor({5, 17, 300, 42, 7, 99, 256, 3}, at::kLong).view({1, 8}); }
 }  // namespace
 
@@ -42,7 +39,7 @@ TEST_CASE("hook names follow TransformerLens and globs select them", "[hooks]") 
 
 TEST_CASE("activation shapes at every hook point", "[hooks]") {
   c10::AutoGradMode no_grad(false);
-  auto m = load("hf-ref/qwen3-tiny");  // H=4, K=2, Dh=32 != D/H, so shapes tell the dims apart
+  auto m = cs_test::load_model("hf-ref/qwen3-tiny");  // H=4, K=2, Dh=32 != D/H, so shapes tell the dims apart
   ActivationCache cache;
   auto h = cache.attach(m->hooks(), {"*"});
   (void)m->forward(sample_ids());
@@ -73,7 +70,7 @@ TEST_CASE("activation shapes at every hook point", "[hooks]") {
 
 TEST_CASE("optional computation paths do not change the outputs", "[hooks]") {
   c10::AutoGradMode no_grad(false);
-  auto m = load("hf-ref/qwen3-tiny");
+  auto m = cs_test::load_model("hf-ref/qwen3-tiny");
   at::Tensor base = m->forward(sample_ids());
   auto identity = [](const at::Tensor& x, const HookContext&) { return x; };
   SECTION("per-head result") {
@@ -93,7 +90,7 @@ TEST_CASE("optional computation paths do not change the outputs", "[hooks]") {
 
 TEST_CASE("write hooks are scoped and edit exactly the requested slice", "[hooks]") {
   c10::AutoGradMode no_grad(false);
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   at::Tensor base = m->forward(sample_ids());
   {
     auto h = m->hooks().add("blocks.1.attn.hook_z", scale_hook(0.0, 2));
@@ -161,7 +158,7 @@ TEST_CASE("head interventions parse and apply", "[hooks]") {
 }
 
 TEST_CASE("gradients flow through hooks and match finite differences", "[hooks][grad]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   const std::string point = "blocks.1.attn.hook_z";
   auto metric = [](const at::Tensor& logits) { return logits[0][7][11] - logits[0][7][23]; };
   ActivationCache cache;
@@ -200,7 +197,7 @@ TEST_CASE("batched and padded rows equal the same sequences run alone", "[model]
   c10::AutoGradMode no_grad(false);
   for (const std::string rel : {"hf-tiny/qwen2-tiny", "hf-ref/mistral-tiny", "hf-ref/qwen3-tiny"}) {
     INFO(rel);
-    auto m = load(rel);
+    auto m = cs_test::load_model(rel);
     at::Tensor a = at::tensor({5, 17, 300, 42, 7, 99, 256, 3, 8, 9, 10, 11}, at::kLong).view({1, 12});
     at::Tensor b = at::tensor({50, 1, 30, 4, 70}, at::kLong).view({1, 5});
     at::Tensor la = m->forward(a), lb = m->forward(b);
@@ -218,7 +215,7 @@ TEST_CASE("batched and padded rows equal the same sequences run alone", "[model]
 }
 
 TEST_CASE("write hooks stay active during generation", "[hooks][generate]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   std::vector<int64_t> prompt{5, 17, 300, 42};
   GenerateOptions o;
   o.max_new_tokens = 6;
@@ -282,7 +279,7 @@ TEST_CASE("sampling filters", "[generate][sampling]") {
 }
 
 TEST_CASE("sampled generation is reproducible from its seed", "[generate][sampling]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   GenerateOptions o;
   o.max_new_tokens = 12;
   o.sampling.greedy = false;
@@ -302,7 +299,7 @@ TEST_CASE("sampled generation is reproducible from its seed", "[generate][sampli
 }
 
 TEST_CASE("generation stops at EOS and at stop strings", "[generate]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   GenerateOptions g;
   g.max_new_tokens = 10;
   auto free_run = generate(*m, {{5, 17, 300}}, g);
@@ -328,7 +325,7 @@ TEST_CASE("generation stops at EOS and at stop strings", "[generate]") {
 }
 
 TEST_CASE("a gradient taken at hook_mlp_in is the MLP's share only", "[hooks][grad]") {
-  auto m = load("hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   // Parameters carry no gradients: make the embeddings a leaf that does, so the graph exists.
   auto leaf = m->hooks().add("hook_embed", [](const at::Tensor& x, const HookContext&) {
     return x.detach().set_requires_grad(true);
@@ -355,7 +352,7 @@ TEST_CASE("a gradient taken at hook_mlp_in is the MLP's share only", "[hooks][gr
 TEST_CASE("split inputs - the shared path gives the per-head path's outputs and per-head gradients", "[hooks][grad]") {
   for (const char* rel : {"hf-tiny/qwen2-tiny", "hf-tiny/llama-tiny", "hf-ref/qwen3-tiny"}) {
     INFO(rel);
-    auto m = load(rel);
+    auto m = cs_test::load_model(rel);
     const at::Tensor ids = at::tensor({5, 17, 30, 42, 7, 99, 25, 3, 11, 64, 2, 9}, at::kLong).view({2, 6});
     struct Run {
       at::Tensor logits;

@@ -207,19 +207,6 @@ PatternScores pattern_scores(HookedTransformer& m, const InductionData& d) {
 
 int64_t argmax(const std::vector<double>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
 
-double pearson(const std::vector<double>& a, const std::vector<double>& b) {
-  const size_t n = a.size();
-  double ma = 0, mb = 0;
-  for (size_t i = 0; i < n; ++i) ma += a[i] / n, mb += b[i] / n;
-  double sab = 0, saa = 0, sbb = 0;
-  for (size_t i = 0; i < n; ++i) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) * (a[i] - ma);
-    sbb += (b[i] - mb) * (b[i] - mb);
-  }
-  return sab / std::sqrt(saa * sbb);
-}
-
 enum class Corruption {
   kQueryToken,  // only the first occurrence of the token the metric is read at: its successor can no longer be found
   kSegment,     // the whole first occurrence: nothing can be copied
@@ -329,7 +316,7 @@ Correlations compare_with_exact(HookedTransformer& m, const Graph& g, const Attr
       std::printf("[induction]   %-18s exact %7.3f  EAP %7.3f  EAP-IG(5) %7.3f  EAP-IG(16) %7.3f\n",
                   g.edge_name(e).c_str(), exact[e], eap[e], ig5[e], ig16[e]);
   }
-  const Correlations r{pearson(a, x), pearson(b, x), pearson(c, x)};
+  const Correlations r{cs_test::pearson(a, x), cs_test::pearson(b, x), cs_test::pearson(c, x)};
   std::printf("[induction] %s: over the %lld strongest edges (of %lld), exact edge patching vs EAP r = %.4f, "
               "vs EAP-IG(5) r = %.4f, vs EAP-IG(16) r = %.4f\n",
               label, (long long)n, (long long)g.n_edges(), r.eap, r.ig5, r.ig16);

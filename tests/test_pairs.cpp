@@ -148,18 +148,9 @@ const Lab& lab() {
   return l;
 }
 
-std::string write_file(const std::string& path, const std::string& text) {
+std::string write_text(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
   return path;
-}
-
-std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<nlohmann::json> v;
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) v.push_back(nlohmann::json::parse(line));
-  return v;
 }
 
 std::string cli() { return cs_test::binary_path(); }
@@ -170,7 +161,7 @@ const std::vector<std::string> kProblems = {"17+25*3", "4*5-6", "9-2+13"};
 
 TEST_CASE("prompt files: text lines and JSONL", "[pairs]") {
   const std::string dir = cs_test::make_temp_dir("prompts");
-  const auto text = read_prompt_file(write_file(dir + "/p.txt", "17+25*3\r\n\n  4*5-6  \n"));
+  const auto text = read_prompt_file(write_text(dir + "/p.txt", "17+25*3\r\n\n  4*5-6  \n"));
   REQUIRE(text.size() == 2);
   CHECK(text[0].prompt == "17+25*3");
   CHECK(text[0].problem == "17+25*3");
@@ -178,7 +169,7 @@ TEST_CASE("prompt files: text lines and JSONL", "[pairs]") {
   CHECK(text[1].prompt == "  4*5-6  ");  // kept as written
   CHECK(text[1].line == 3);
 
-  const auto js = read_prompt_file(write_file(
+  const auto js = read_prompt_file(write_text(
       dir + "/p.jsonl", "{\"prompt\": \"What is 2+3?\", \"problem\": \"2+3\", \"id\": 7}\n\n{\"prompt\": \"1*1\"}\n"));
   REQUIRE(js.size() == 2);
   CHECK(js[0].prompt == "What is 2+3?");
@@ -188,14 +179,14 @@ TEST_CASE("prompt files: text lines and JSONL", "[pairs]") {
   CHECK(js[1].id.empty());
 
   try {
-    read_prompt_file(write_file(dir + "/bad.jsonl", "{\"prompt\": \"a\"}\n{\"text\": \"b\"}\n"));
+    read_prompt_file(write_text(dir + "/bad.jsonl", "{\"prompt\": \"a\"}\n{\"text\": \"b\"}\n"));
     FAIL("expected an error");
   } catch (const Error& e) {
     CHECK(e.code() == ErrorCode::kInput);
     CHECK(std::string(e.what()).find("bad.jsonl:2:") != std::string::npos);
     CHECK(std::string(e.what()).find("\"prompt\"") != std::string::npos);
   }
-  CHECK_THROWS_AS(read_prompt_file(write_file(dir + "/empty.txt", "\n  \n")), Error);
+  CHECK_THROWS_AS(read_prompt_file(write_text(dir + "/empty.txt", "\n  \n")), Error);
   CHECK_THROWS_AS(read_prompt_file(dir + "/missing.txt"), Error);
   cs_test::remove_tree(dir);
 }
@@ -267,13 +258,13 @@ TEST_CASE("numeric pairs: one operand changed - answers' first units differ", "[
 
 TEST_CASE("numeric pairs CLI: answer and continuation forms", "[pairs]") {
   const std::string dir = cs_test::make_temp_dir("numcli");
-  const std::string prompts = write_file(dir + "/p.txt", "0*5\n0*0\n");
+  const std::string prompts = write_text(dir + "/p.txt", "0*5\n0*0\n");
   std::string out;
   REQUIRE(cs_test::run_command(cli() + " pairs --numeric --max-operand 1 --tokenizer " + lab().a + " --prompts " +
                                    prompts + " --out " + dir + "/n.jsonl",
                                out) == 0);
   INFO(out);
-  auto rows = read_jsonl(dir + "/n.jsonl");
+  auto rows = cs_test::read_jsonl(dir + "/n.jsonl");
   REQUIRE(rows.size() == 1);  // 0*0 cannot change its answer
   CHECK(rows[0]["clean"] == "0*5");
   CHECK(rows[0]["corrupted"] == "1*5");
@@ -284,7 +275,7 @@ TEST_CASE("numeric pairs CLI: answer and continuation forms", "[pairs]") {
   REQUIRE(cs_test::run_command(cli() + " pairs --numeric --form continuation --max-operand 1 --prompts " + prompts +
                                    " --out " + dir + "/c.jsonl",
                                out) == 0);
-  rows = read_jsonl(dir + "/c.jsonl");
+  rows = cs_test::read_jsonl(dir + "/c.jsonl");
   REQUIRE(rows.size() == 1);
   CHECK(rows[0]["clean_continuation"] == "0");
   CHECK(rows[0]["corrupted_continuation"] == "5");
@@ -303,7 +294,7 @@ TEST_CASE("pairs: openings equal generate's greedy output - --reverse swaps them
   std::string jsonl;
   for (size_t i = 0; i < kProblems.size(); ++i)
     jsonl += nlohmann::json{{"prompt", kProblems[i]}, {"problem", "p" + std::to_string(i)}, {"id", i}}.dump() + "\n";
-  const std::string prompts = write_file(dir + "/p.jsonl", jsonl);
+  const std::string prompts = write_text(dir + "/p.jsonl", jsonl);
 
   // The reference: `circuitscope generate` on the same chat prompts, one batch, as pairs does.
   int eos_rows = 0;
@@ -313,7 +304,7 @@ TEST_CASE("pairs: openings equal generate's greedy output - --reverse swaps them
     std::string out;
     REQUIRE(cs_test::run_command("(" + cmd + " > " + dir + "/gen.jsonl)", out) == 0);
     std::vector<std::string> texts;
-    for (const auto& row : read_jsonl(dir + "/gen.jsonl")) {
+    for (const auto& row : cs_test::read_jsonl(dir + "/gen.jsonl")) {
       std::string t = row["text"];
       const std::string eot = "<|im_end|>";
       if (row["finish_reason"] == "eos") {
@@ -341,7 +332,7 @@ TEST_CASE("pairs: openings equal generate's greedy output - --reverse swaps them
   CHECK(out.find("ETA") != std::string::npos);
   // The random models emit lone bytes that decode to U+FFFD, which re-tokenizes differently.
   CHECK(out.find("do not re-tokenize to the generated tokens") != std::string::npos);
-  const auto fwd = read_jsonl(dir + "/fwd.jsonl");
+  const auto fwd = cs_test::read_jsonl(dir + "/fwd.jsonl");
   REQUIRE(fwd.size() == kProblems.size());
   for (size_t i = 0; i < fwd.size(); ++i) {
     CHECK(fwd[i]["clean"] == kProblems[i]);
@@ -354,7 +345,7 @@ TEST_CASE("pairs: openings equal generate's greedy output - --reverse swaps them
   }
 
   REQUIRE(cs_test::run_command(base_cmd + " --reverse --out " + dir + "/rev.jsonl", out) == 0);
-  const auto rev = read_jsonl(dir + "/rev.jsonl");
+  const auto rev = cs_test::read_jsonl(dir + "/rev.jsonl");
   REQUIRE(rev.size() == kProblems.size());
   for (size_t i = 0; i < rev.size(); ++i) {
     CHECK(rev[i]["clean_continuation"] == ref_b[i]);
@@ -364,14 +355,14 @@ TEST_CASE("pairs: openings equal generate's greedy output - --reverse swaps them
   // --think off renders a different prompt, so the openings follow generate --think off.
   std::string cmd = cli() + " generate " + l.a + " --think off --max-new-tokens 12 --json --chat '" + kProblems[0] + "'";
   REQUIRE(cs_test::run_command("(" + cmd + " > " + dir + "/off.jsonl)", out) == 0);
-  const auto off_ref = read_jsonl(dir + "/off.jsonl");
+  const auto off_ref = cs_test::read_jsonl(dir + "/off.jsonl");
   REQUIRE(off_ref.size() == 1);
   CHECK(off_ref[0]["prompt"].get<std::string>().find("</think>") != std::string::npos);
-  const std::string one = write_file(dir + "/one.txt", kProblems[0] + "\n");
+  const std::string one = write_text(dir + "/one.txt", kProblems[0] + "\n");
   REQUIRE(cs_test::run_command(cli() + " pairs " + l.a + " " + l.b + " --prompts " + one +
                                    " --think off --max-new-tokens 12 --out " + dir + "/off_pairs.jsonl",
                                out) == 0);
-  const auto off = read_jsonl(dir + "/off_pairs.jsonl");
+  const auto off = cs_test::read_jsonl(dir + "/off_pairs.jsonl");
   REQUIRE(off.size() == 1);
   std::string t = off_ref[0]["text"];
   if (off_ref[0]["finish_reason"] == "eos") t.resize(t.size() - std::string("<|im_end|>").size());
@@ -385,7 +376,7 @@ TEST_CASE("pairs: sampled openings follow generate's sampling with the same seed
   const std::string dir = cs_test::make_temp_dir("pairssample");
   std::string lines;
   for (const auto& p : kProblems) lines += p + "\n";
-  const std::string prompts = write_file(dir + "/p.txt", lines);
+  const std::string prompts = write_text(dir + "/p.txt", lines);
   const std::string sampling = " --max-new-tokens 10 --temperature 1.5 --top-p 0.95 --seed 7";
   auto reference = [&](const std::string& model) {
     std::string cmd = cli() + " generate " + model + " --think on --json" + sampling;
@@ -393,7 +384,7 @@ TEST_CASE("pairs: sampled openings follow generate's sampling with the same seed
     std::string out;
     REQUIRE(cs_test::run_command("(" + cmd + " > " + dir + "/gen.jsonl)", out) == 0);
     std::vector<std::string> texts;
-    for (const auto& row : read_jsonl(dir + "/gen.jsonl")) {
+    for (const auto& row : cs_test::read_jsonl(dir + "/gen.jsonl")) {
       std::string t = row["text"];
       if (row["finish_reason"] == "eos") t.resize(t.size() - std::string("<|im_end|>").size());
       texts.push_back(t);
@@ -408,7 +399,7 @@ TEST_CASE("pairs: sampled openings follow generate's sampling with the same seed
                                out) == 0);
   INFO(out);
   CHECK(out.find("sampled") != std::string::npos);
-  const auto rows = read_jsonl(dir + "/s.jsonl");
+  const auto rows = cs_test::read_jsonl(dir + "/s.jsonl");
   REQUIRE(rows.size() == kProblems.size());
   for (size_t i = 0; i < rows.size(); ++i) {
     CHECK(rows[i]["clean_continuation"] == ref_a[i]);
@@ -418,7 +409,7 @@ TEST_CASE("pairs: sampled openings follow generate's sampling with the same seed
   REQUIRE(cs_test::run_command(cli() + " pairs " + l.a + " " + l.b + " --prompts " + prompts +
                                    " --max-new-tokens 10 --out " + dir + "/g.jsonl",
                                out) == 0);
-  const auto greedy = read_jsonl(dir + "/g.jsonl");
+  const auto greedy = cs_test::read_jsonl(dir + "/g.jsonl");
   REQUIRE(greedy.size() == kProblems.size());
   size_t differ = 0;
   for (size_t i = 0; i < rows.size(); ++i) differ += greedy[i]["clean_continuation"] != rows[i]["clean_continuation"];
@@ -429,19 +420,19 @@ TEST_CASE("pairs: sampled openings follow generate's sampling with the same seed
 TEST_CASE("pairs: identical openings are skipped and counted unless --keep-identical", "[pairs]") {
   const Lab& l = lab();
   const std::string dir = cs_test::make_temp_dir("pairsid");
-  const std::string prompts = write_file(dir + "/p.txt", "17+25*3\n4*5-6\n");
+  const std::string prompts = write_text(dir + "/p.txt", "17+25*3\n4*5-6\n");
   std::string out;
   // The same model twice: every pair of openings is identical.
   REQUIRE(cs_test::run_command(cli() + " pairs " + l.a + " " + l.a + " --prompts " + prompts +
                                    " --max-new-tokens 6 --out " + dir + "/same.jsonl",
                                out) == 0);
   INFO(out);
-  CHECK(read_jsonl(dir + "/same.jsonl").empty());
+  CHECK(cs_test::read_jsonl(dir + "/same.jsonl").empty());
   CHECK(out.find("2 of 2 prompt(s) gave identical openings") != std::string::npos);
   REQUIRE(cs_test::run_command(cli() + " pairs " + l.a + " " + l.a + " --prompts " + prompts +
                                    " --max-new-tokens 6 --keep-identical --out " + dir + "/kept.jsonl",
                                out) == 0);
-  const auto kept = read_jsonl(dir + "/kept.jsonl");
+  const auto kept = cs_test::read_jsonl(dir + "/kept.jsonl");
   REQUIRE(kept.size() == 2);
   CHECK(kept[0]["clean_continuation"] == kept[0]["corrupted_continuation"]);
   cs_test::remove_tree(dir);
@@ -461,7 +452,7 @@ TEST_CASE("pairs: models with different tokenizers are refused", "[pairs]") {
   CHECK_NOTHROW(check_same_tokenizer(*a, "A", *load_tokenizer(l.b), "B"));
 
   const std::string dir = cs_test::make_temp_dir("pairstok");
-  const std::string prompts = write_file(dir + "/p.txt", "1+2\n");
+  const std::string prompts = write_text(dir + "/p.txt", "1+2\n");
   std::string out;
   CHECK(cs_test::run_command(cli() + " pairs " + l.a + " " + l.other_vocab + " --prompts " + prompts + " --out " +
                                  dir + "/x.jsonl",

@@ -24,18 +24,6 @@ double run_metric(HookedTransformer& m, const at::Tensor& ids, const Attribution
   return metric_per_example(kind, m.forward(ids), b, clean_logits).mean().item<double>();
 }
 
-double pearson(const std::vector<double>& a, const std::vector<double>& b) {
-  const size_t n = a.size();
-  double ma = 0, mb = 0;
-  for (size_t i = 0; i < n; ++i) ma += a[i] / n, mb += b[i] / n;
-  double sab = 0, saa = 0, sbb = 0;
-  for (size_t i = 0; i < n; ++i) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) * (a[i] - ma);
-    sbb += (b[i] - mb) * (b[i] - mb);
-  }
-  return sab / std::sqrt(saa * sbb);
-}
 }  // namespace
 
 TEST_CASE("circuit metric: full circuit = clean - empty circuit and cut input = corrupted", "[attribution][patching]") {
@@ -141,7 +129,7 @@ TEST_CASE("exact edge patching = one write hook on the downstream input - correl
   // Random-weight model, two substituted tokens per pair: far from linear, so these are reported,
   // not asserted (the issue asks for the comparison on a trained toy model).
   std::printf("[attribution] exact edge patching vs EAP: r = %.4f, vs EAP-IG(16): r = %.4f over %zu edges\n",
-              pearson(se, exact), pearson(si, exact), edges.size());
+              cs_test::pearson(se, exact), cs_test::pearson(si, exact), edges.size());
 }
 
 TEST_CASE("faithfulness: full circuit 1 - empty 0 - GQA per-query-head circuits on an ungrouped copy", "[attribution][patching]") {

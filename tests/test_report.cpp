@@ -16,17 +16,13 @@
 using namespace circuitscope;
 
 namespace {
-const char* kPairs =
+const char* kReportPairs =
     "{\"clean_ids\": [5, 17, 300, 42, 7, 99, 256, 3], \"corrupted_ids\": [5, 17, 301, 42, 7, 12, 256, 3], "
     "\"answer_id\": 300, \"wrong_id\": 301}\n"
     "{\"clean_ids\": [11, 400, 23, 8, 77, 150], \"corrupted_ids\": [11, 402, 23, 8, 90, 150], \"answer_id\": 400, "
     "\"wrong_id\": 402}\n"
     "{\"clean_ids\": [9, 9, 31, 200], \"corrupted_ids\": [9, 8, 31, 200], \"answer_id\": 31, \"wrong_id\": 30}\n";
 
-struct TempDir {
-  std::string path = cs_test::make_temp_dir("report");
-  ~TempDir() { cs_test::remove_tree(path); }
-};
 
 nlohmann::json schema() {
   std::ifstream f(cs_test::data_dir() + "/../../schemas/report.schema.json");
@@ -135,9 +131,9 @@ TEST_CASE("the schema validator rejects what it should", "[report][schema]") {
 }
 
 TEST_CASE("reports written by attribute validate against the schema - broken ones do not", "[report][schema][cli]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("report");
   const std::string data = tmp.path + "/p.jsonl";
-  std::ofstream(data) << kPairs;
+  std::ofstream(data) << kReportPairs;
   const std::string base = cs_test::binary_path() + " attribute " + cs_test::data_dir() + "/hf-tiny/qwen2-tiny --data " +
                            data + " --method eap --batch-size 2 --out " + tmp.path + "/r.json ";
   std::string log;
@@ -206,9 +202,9 @@ TEST_CASE("reports written by attribute validate against the schema - broken one
 }
 
 TEST_CASE("attribute --level node: node scores in the report - circuit between the top nodes", "[report][cli]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("report");
   const std::string data = tmp.path + "/p.jsonl";
-  std::ofstream(data) << kPairs;
+  std::ofstream(data) << kReportPairs;
   std::string log;
   const int rc = cs_test::run_command(cs_test::binary_path() + " attribute " + cs_test::data_dir() +
                                           "/hf-tiny/qwen2-tiny --data " + data + " --method eap --level node --top-n 3 --out " +
@@ -236,9 +232,9 @@ TEST_CASE("attribute --level node: node scores in the report - circuit between t
 }
 
 TEST_CASE("circuit options that conflict are usage errors", "[report][cli]") {
-  TempDir tmp;
+  cs_test::TempDir tmp("report");
   const std::string data = tmp.path + "/p.jsonl";
-  std::ofstream(data) << kPairs;
+  std::ofstream(data) << kReportPairs;
   const std::string base = cs_test::binary_path() + " attribute " + cs_test::data_dir() + "/hf-tiny/qwen2-tiny --data " +
                            data + " --method eap --out " + tmp.path + "/x.json ";
   std::string log;

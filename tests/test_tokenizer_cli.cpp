@@ -13,7 +13,7 @@
 
 namespace {
 
-const std::string kQwenDir = std::string(CS_TEST_DATA_DIR) + "/tokenizers/qwen3";
+const std::string kCliQwenDir = std::string(CS_TEST_DATA_DIR) + "/tokenizers/qwen3";
 
 struct Run {
   int status;
@@ -44,7 +44,7 @@ std::vector<std::string> lines(const std::string& s) {
 }  // namespace
 
 TEST_CASE("tokenize --json prints ids - tokens and offsets", "[tokenizer]") {
-  Run r = run_cli("tokenize '" + kQwenDir + "' 'Hello world' --json");
+  Run r = run_cli("tokenize '" + kCliQwenDir + "' 'Hello world' --json");
   REQUIRE(r.status == 0);
   auto j = nlohmann::json::parse(r.out);
   CHECK(j["ids"] == nlohmann::json({9707, 1879}));
@@ -53,14 +53,14 @@ TEST_CASE("tokenize --json prints ids - tokens and offsets", "[tokenizer]") {
 }
 
 TEST_CASE("tokenize table and --decode", "[tokenizer]") {
-  Run t = run_cli("tokenize '" + kQwenDir + "' 'Hello world'");
+  Run t = run_cli("tokenize '" + kCliQwenDir + "' 'Hello world'");
   REQUIRE(t.status == 0);
   CHECK(t.out.find("9707") != std::string::npos);
   CHECK(t.out.find("[5,11)") != std::string::npos);
-  Run d = run_cli("tokenize '" + kQwenDir + "' --decode 9707,1879,151645");
+  Run d = run_cli("tokenize '" + kCliQwenDir + "' --decode 9707,1879,151645");
   REQUIRE(d.status == 0);
   CHECK(d.out == "Hello world<|im_end|>\n");
-  Run s = run_cli("tokenize '" + kQwenDir + "' --decode '9707 1879 151645' --skip-special-tokens");
+  Run s = run_cli("tokenize '" + kCliQwenDir + "' --decode '9707 1879 151645' --skip-special-tokens");
   CHECK(s.out == "Hello world\n");
 }
 
@@ -69,7 +69,7 @@ TEST_CASE("tokenize --input-jsonl writes one {text - ids} line per input line", 
   fs::path in = fs::temp_directory_path() / ("cs_tok_cli_" + std::to_string(::getpid()) + ".jsonl");
   std::vector<std::pair<std::string, std::vector<int64_t>>> ref;
   {
-    std::ifstream r(kQwenDir + "/reference.jsonl");
+    std::ifstream r(kCliQwenDir + "/reference.jsonl");
     std::ofstream o(in);
     std::string line;
     for (int k = 0; k < 40 && std::getline(r, line); ++k) {
@@ -79,7 +79,7 @@ TEST_CASE("tokenize --input-jsonl writes one {text - ids} line per input line", 
       if (k == 3) o << "\n";  // blank lines are skipped
     }
   }
-  Run r = run_cli("tokenize '" + kQwenDir + "' --input-jsonl '" + in.string() + "'");
+  Run r = run_cli("tokenize '" + kCliQwenDir + "' --input-jsonl '" + in.string() + "'");
   REQUIRE(r.status == 0);
   auto out = lines(r.out);
   REQUIRE(out.size() == ref.size());
@@ -90,19 +90,19 @@ TEST_CASE("tokenize --input-jsonl writes one {text - ids} line per input line", 
   }
   // A bad line is an input error (exit code 7) naming the line.
   { std::ofstream(in, std::ios::app) << "{\"txt\": 1}\n"; }
-  CHECK(run_cli("tokenize '" + kQwenDir + "' --input-jsonl '" + in.string() + "'").status == 7);
+  CHECK(run_cli("tokenize '" + kCliQwenDir + "' --input-jsonl '" + in.string() + "'").status == 7);
   fs::remove(in);
 }
 
 TEST_CASE("tokenize error exit codes", "[tokenizer]") {
   CHECK(run_cli("tokenize /nonexistent/dir 'x'").status == 3);                       // kIo
-  CHECK(run_cli("tokenize '" + kQwenDir + "' \"$(printf 'a\\377')\"").status == 7);     // invalid UTF-8: kInput
-  CHECK(run_cli("tokenize '" + kQwenDir + "'").status == 2);                          // nothing to do: kUsage
-  CHECK(run_cli("tokenize '" + kQwenDir + "' x --decode 1").status == 2);             // two modes: kUsage
+  CHECK(run_cli("tokenize '" + kCliQwenDir + "' \"$(printf 'a\\377')\"").status == 7);     // invalid UTF-8: kInput
+  CHECK(run_cli("tokenize '" + kCliQwenDir + "'").status == 2);                          // nothing to do: kUsage
+  CHECK(run_cli("tokenize '" + kCliQwenDir + "' x --decode 1").status == 2);             // two modes: kUsage
 }
 
 TEST_CASE("bench tokenize prints throughput", "[tokenizer]") {
-  Run r = run_cli("bench tokenize '" + kQwenDir + "' --mb 0.05");
+  Run r = run_cli("bench tokenize '" + kCliQwenDir + "' --mb 0.05");
   REQUIRE(r.status == 0);
   CHECK(r.out.find("MB/s") != std::string::npos);
   CHECK(r.out.find("tokens/s") != std::string::npos);

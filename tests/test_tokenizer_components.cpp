@@ -27,7 +27,7 @@ namespace {
 
 const std::string kDir = std::string(CS_TEST_DATA_DIR) + "/tokenizers/";
 
-std::unique_ptr<Tokenizer> load(const std::string& name) { return load_tokenizer(kDir + name); }
+std::unique_ptr<Tokenizer> load_tok(const std::string& name) { return load_tokenizer(kDir + name); }
 
 json read_json(const std::string& name) {
   std::ifstream in(kDir + name + "/tokenizer.json");
@@ -95,7 +95,7 @@ ErrorCode error_code_of(const std::function<void()>& f, std::string& message) {
 // 6 "hell o"->262, 7 "Ġ hello"->263.
 
 TEST_CASE("ByteLevel BPE: prefix space - regex split - merge order - trimmed offsets", "[tokenizer]") {
-  auto t = load("bytelevel_tiny");
+  auto t = load_tok("bytelevel_tiny");
   // "hello the" -> " hello the" -> pieces " hello", " the".
   // " hello": Ġ h e l l o; lowest rank first: (h,e) rank 1 -> he; (l,l) rank 3 -> ll; then no merge
   // applies ("e ll" needs a lone e, "h ell" a lone h): Ġ he ll o.
@@ -111,7 +111,7 @@ TEST_CASE("ByteLevel BPE: prefix space - regex split - merge order - trimmed off
 }
 
 TEST_CASE("ByteLevel pre-tokenizer splits as the GPT-2 pattern says", "[tokenizer]") {
-  auto t = load("bytelevel_tiny");
+  auto t = load_tok("bytelevel_tiny");
   // Hugging Face docs example for ByteLevel(add_prefix_space=True).
   CHECK(pre_texts(*t, "Hello my friend, how is your day going?") ==
         Strings{"ĠHello", "Ġmy", "Ġfriend", ",", "Ġhow", "Ġis", "Ġyour", "Ġday", "Ġgoing", "?"});
@@ -125,7 +125,7 @@ TEST_CASE("ByteLevel pre-tokenizer splits as the GPT-2 pattern says", "[tokenize
 }
 
 TEST_CASE("ByteLevel: added tokens split the text and each part gets the prefix space", "[tokenizer]") {
-  auto t = load("bytelevel_tiny");
+  auto t = load_tok("bytelevel_tiny");
   Encoding e = t->encode("hello<|endoftext|>the");
   CHECK(e.ids == Ids{32, 257, 259, 111, 300, 258});
   CHECK(e.offsets[4] == std::make_pair(size_t(5), size_t(18)));
@@ -135,7 +135,7 @@ TEST_CASE("ByteLevel: added tokens split the text and each part gets the prefix 
 }
 
 TEST_CASE("ByteLevel: non-ASCII bytes and lossy decoding", "[tokenizer]") {
-  auto t = load("bytelevel_tiny");
+  auto t = load_tok("bytelevel_tiny");
   // " é" = bytes 20 C3 A9; no merges. Every byte token of é maps to the whole char (0,2); the first
   // token "Ġ" (added space, aligned to é) is trimmed to (0,1) by its trailing space.
   Encoding e = t->encode("é");
@@ -153,7 +153,7 @@ TEST_CASE("ByteLevel: non-ASCII bytes and lossy decoding", "[tokenizer]") {
 // Llama-3 style: Split(Llama-3 regex) + ByteLevel(use_regex false), ignore_merges, BOS template.
 
 TEST_CASE("Llama-3 style: BOS - ignore_merges - digit groups", "[tokenizer]") {
-  auto t = load("llama3_tiny");
+  auto t = load_tok("llama3_tiny");
   // Pieces "hello", " hello": both are whole vocabulary entries (262 "hello", 263 "Ġhello"), which
   // ignore_merges takes directly although the merges could not build them.
   Encoding e = t->encode("hello hello");
@@ -178,7 +178,7 @@ TEST_CASE("Llama-3 style: BOS - ignore_merges - digit groups", "[tokenizer]") {
 // b 261, c 262, ▁a 263, bc 264, ▁abc 265; merges (▁,a) 0, (b,c) 1, (▁a,bc) 2 in the [a, b] form.
 
 TEST_CASE("Llama-2 legacy layout: Prepend + Replace normalizer - byte fallback - BOS", "[tokenizer]") {
-  auto t = load("llama_legacy_tiny");
+  auto t = load_tok("llama_legacy_tiny");
   // "abc ab" -> "▁abc▁ab" (one piece: no pre-tokenizer). Initial ▁ a b c ▁ a b; rank 0 merges at
   // positions 0 then 4 (leftmost first): ▁a b c ▁a b; rank 1: ▁a bc ▁a b; rank 2: ▁abc ▁a b.
   Encoding e = t->encode("abc ab");
@@ -204,7 +204,7 @@ TEST_CASE("Llama-2 legacy layout: Prepend + Replace normalizer - byte fallback -
 }
 
 TEST_CASE("Metaspace pre-tokenizer (prepend_scheme first - split) and Metaspace decoder", "[tokenizer]") {
-  auto t = load("metaspace_tiny");
+  auto t = load_tok("metaspace_tiny");
   CHECK(t->encode("abc ab").ids == Ids{1, 265, 263, 261});
   CHECK(t->encode("abc ab").offsets == Offsets{{0, 0}, {0, 3}, {3, 5}, {5, 6}});
   // Hugging Face's Metaspace unit test.
@@ -240,7 +240,7 @@ TEST_CASE("Metaspace prepend schemes and split=false", "[tokenizer]") {
 // Ids: [UNK] 0, a 1, b 2, c 3, 1 4, 2 5, 3 6, fi 7, f 8, i 9, ab 10, x 11; merges "a b", "f i".
 
 TEST_CASE("NFKC - Lowercase - Digits and unknown tokens", "[tokenizer]") {
-  auto t = load("nfkc_digits_tiny");
+  auto t = load_tok("nfkc_digits_tiny");
   // U+FB01 'ﬁ' (3 bytes) -> "fi"; both letters map to it, so the merged token covers (0,3).
   Encoding e = t->encode("ﬁ ab12");
   CHECK(e.ids == Ids{7, 10, 4, 5});
@@ -597,7 +597,7 @@ TEST_CASE("Malformed or unsupported tokenizer.json: Error names the type and the
 }
 
 TEST_CASE("Invalid UTF-8 input is an Error naming the byte offset", "[tokenizer]") {
-  auto t = load("bytelevel_tiny");
+  auto t = load_tok("bytelevel_tiny");
   const std::vector<std::pair<std::string, size_t>> cases = {
       {"ab\xC3(", 2},                  // lead byte without its continuation
       {"abc\x80", 3},                  // lone continuation byte

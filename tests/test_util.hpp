@@ -4,7 +4,14 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
+
+namespace circuitscope {
+class HookedTransformer;
+}
 
 namespace cs_test {
 
@@ -39,5 +46,24 @@ void remove_tree(const std::string& path);
 
 // Runs a shell command, returns exit code, captures stdout+stderr into `out`.
 int run_command(const std::string& cmd, std::string& out);
+
+// A fresh temporary folder, deleted with its contents at the end of the scope.
+struct TempDir {
+  explicit TempDir(const std::string& tag = "tmp") : path(make_temp_dir(tag)) {}
+  ~TempDir() { remove_tree(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path;
+};
+
+// Writes `text` (bytes as given) to dir/name and returns that path.
+std::string write_file(const std::string& dir, const std::string& name, const std::string& text);
+// Parses a JSON file; a JSONL file one value per non-empty line. Both REQUIRE that the file opens.
+nlohmann::json read_json_file(const std::string& path);
+std::vector<nlohmann::json> read_jsonl(const std::string& path);
+// Loads a model from a folder under tests/data.
+std::unique_ptr<circuitscope::HookedTransformer> load_model(const std::string& rel);
+// Pearson correlation of two equally long series.
+double pearson(const std::vector<double>& a, const std::vector<double>& b);
 
 }  // namespace cs_test
