@@ -23,3 +23,11 @@ TEST_CASE("libtorch's BLAS is OpenBLAS's OpenMP build", "[runtime]") {
   REQUIRE(j.at("runtime").at("torch_threads").get<int>() >= 1);
   REQUIRE(j.at("device") == "cpu");
 }
+
+TEST_CASE("format_duration: the progress lines' one duration format", "[runtime]") {
+  REQUIRE(circuitscope::format_duration(4.24) == "4.2s");
+  REQUIRE(circuitscope::format_duration(37.4) == "37s");
+  REQUIRE(circuitscope::format_duration(185.0) == "3m05s");
+  REQUIRE(circuitscope::format_duration(7650.0) == "2h07m");
+  REQUIRE(circuitscope::format_duration(-1.0) == "0.0s");
+}

@@ -151,7 +151,7 @@ int run_pairs(const PairsOptions& o) {
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const int64_t all_done = done_before + done;
       const double eta = el / static_cast<double>(all_done) * static_cast<double>(2 * n - all_done);
-      spdlog::info("pairs: {} {} {}/{} prompts | {} elapsed, ETA {}", role, dir, done, n, fmt_secs(el), fmt_secs(eta));
+      spdlog::info("pairs: {} {} {}/{} prompts | {} elapsed, ETA {}", role, dir, done, n, format_duration(el), format_duration(eta));
     });
   };
   spdlog::info("pairs: {} prompt(s), {} opening(s) of up to {} token(s), think {}", n,

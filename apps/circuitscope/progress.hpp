@@ -4,10 +4,9 @@
 #include <cstddef>
 #include <string>
 
-namespace circuitscope::app {
+#include "circuitscope/runtime.hpp"  // format_duration
 
-// "4.2 s", "37 s", "3 min 5 s".
-std::string fmt_secs(double s);
+namespace circuitscope::app {
 
 // Logs "LABEL: done/total UNIT | elapsed, ETA" at most every few seconds, and always at the end.
 class EtaLog {

@@ -22,4 +22,7 @@ nlohmann::json runtime_to_json(const RuntimeInfo& r);
 // Sets libtorch's intra-op threads (and OpenBLAS's when loaded). n <= 0 keeps the default.
 void set_num_threads(int n);
 
+// A duration for progress lines, the one format all commands use: "4.2s", "37s", "3m05s", "2h07m".
+std::string format_duration(double seconds);
+
 }  // namespace circuitscope

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+
+#include <cstdio>
 #include <torch/version.h>
 
 #include <nlohmann/json.hpp>
@@ -62,6 +64,20 @@ void set_num_threads(int n) {
   at::set_num_threads(n);
   using SetInt = void (*)(int);
   if (void* f = dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) reinterpret_cast<SetInt>(f)(n);
+}
+
+std::string format_duration(double s) {
+  char buf[32];
+  if (!(s >= 0)) s = 0;  // also NaN
+  if (s < 10)
+    std::snprintf(buf, sizeof buf, "%.1fs", s);
+  else if (s < 60)
+    std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else if (s < 3600)
+    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600, static_cast<int>(s) % 3600 / 60);
+  return buf;
 }
 
 }  // namespace circuitscope

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/runtime.hpp"
 #include "circuitscope/tokenizer_json.hpp"
 #include "toy_internal.hpp"
 
@@ -32,16 +33,6 @@ std::vector<int64_t> ChatTokenizer::text_ids(const std::string& text) const {
   return tokenizer->encode(text, /*add_special_tokens=*/false).ids;
 }
 
-std::string format_seconds(double s) {
-  char buf[32];
-  if (s < 60) {
-    std::snprintf(buf, sizeof buf, "%.0fs", s);
-  } else {
-    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-  }
-  return buf;
-}
-
 Progress::Progress(std::string label, int64_t total, int64_t start, bool enabled)
     : label_(std::move(label)), total_(total), start_(start), enabled_(enabled), tty_(isatty(2) != 0),
       t0_(std::chrono::steady_clock::now()) {}
@@ -55,7 +46,7 @@ void Progress::update(int64_t done, const std::string& info) {
   char line[256];
   std::snprintf(line, sizeof line, "[%s] %lld/%lld %3lld%% %s | %s elapsed, ETA %s", label_.c_str(),
                 static_cast<long long>(done), static_cast<long long>(total_), static_cast<long long>(pct), info.c_str(),
-                format_seconds(elapsed).c_str(), format_seconds(eta).c_str());
+                format_duration(elapsed).c_str(), format_duration(eta).c_str());
   if (tty_) {
     std::fprintf(stderr, "\r%-100s", line);
     std::fflush(stderr);

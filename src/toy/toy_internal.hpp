@@ -46,6 +46,5 @@ class Progress {
   std::chrono::steady_clock::time_point t0_;
 };
 
-std::string format_seconds(double s);
 
 }  // namespace circuitscope::toy::detail
