@@ -17,7 +17,8 @@ step() { printf '\n== [%4ds] %s\n' $(( $(date +%s) - start )) "$*"; }
 step "set up and build (the command only; scripts/test.sh builds the tests)"
 BUILD_TARGET=circuitscope bash scripts/build.sh
 # Two threads: 1.5x faster than one on an idle 2-core machine. A fixed count, not the number of
-# cores, because the results depend on it (same seed and thread count, same checkpoints). On a busy
+# cores: training is promised to be deterministic for a given seed and thread count (one and two
+# threads gave byte-identical checkpoints here, which other counts or machines need not). On a busy
 # machine use DEMO_THREADS=1: OpenMP threads that compete with other processes slow down badly
 # (README, Toy lab).
 CS="./build/circuitscope --threads ${DEMO_THREADS:-2}"
