@@ -72,6 +72,7 @@ class HookedTransformer {
   void set_requires_grad(bool on);
 
  private:
+  friend class HeadInputGradSum;
   HookedTransformer(ModelConfig cfg, c10::ScalarType dtype, c10::Device device);
   void load_weights(const detail::WeightSource& src);
   at::Tensor attention(int64_t l, const at::Tensor& resid_pre, const at::Tensor& mask, const at::Tensor& cos,
@@ -89,6 +90,47 @@ class HookedTransformer {
   std::string stored_dtype_;
   std::string fingerprint_;
   std::string source_;
+};
+
+// Sums over gradient runs of d(metric)/d(each head's own q, k or v input): what split mode's
+// hook_q_input, hook_k_input and hook_v_input points would receive, but from runs without split
+// mode. A run adds, per layer, the gradients at hook_q, hook_k and hook_v with those points' values
+// and the layer's input. It keeps only the gradients at the projections' outputs and the norm's
+// run-dependent terms, so a run costs O(heads x positions x head_dim); the [head, B, T, d_model]
+// sums are formed once, when read.
+class HeadInputGradSum {
+ public:
+  // Each head's gradient at a projection's output (hook_q, hook_k or hook_v) and that point's value.
+  struct Stream {
+    at::Tensor grad;  // [B,T,N,Dh]
+    at::Tensor out;   // [B,T,N',Dh]: the hook point's value in the same run
+  };
+  explicit HeadInputGradSum(const HookedTransformer& model);
+  // resid: the layer's input (hook_resid_pre) [B,T,D]. For q, N = N' = n_heads. For k and v, N' =
+  // n_kv_heads and N is n_kv_heads, or n_heads for each query head's own use of its kv head (query
+  // head h reads kv head h / (n_heads / n_kv_heads)). Every run must have the same B and T.
+  void add(int64_t layer, const at::Tensor& resid, const Stream& q, const Stream& k, const Stream& v);
+  // The sum over the runs added so far, [N,B,T,D] in the model's compute dtype; stream 0 = q, 1 = k, 2 = v.
+  // It is projection - sum over runs r of norm_weights[r,:,n] * norm_inputs[r] (per position):
+  // a consumer that only takes inner products with it (attribution scores) can use the two parts
+  // and never form the second one at full size.
+  at::Tensor sum(int64_t layer, int stream) const;
+  // The projection part, written into `out` (contiguous, [N,B,T,D] elements, the compute dtype).
+  void projection_into(int64_t layer, int stream, const at::Tensor& out) const;
+  at::Tensor norm_weights(int64_t layer, int stream) const;  // [R,B*T,N] float32
+  at::Tensor norm_inputs(int64_t layer) const;               // [R,B*T,D] float32: each run's normalized layer input
+  int64_t runs(int64_t layer) const { return static_cast<int64_t>(acc_.at(layer).y.size()); }
+  int64_t heads(int64_t layer, int stream) const { return acc_.at(layer).s[stream].defined() ? acc_.at(layer).s[stream].size(0) : 0; }
+
+ private:
+  struct Layer {
+    at::Tensor s[3];               // per stream [N,BT,Dh] float32: sum over runs of r * (grad at the projection output)
+    std::vector<at::Tensor> c[3];  // per stream, per run [BT,N] float32: the norm's correction weights
+    std::vector<at::Tensor> y;     // per run [BT,D] float32: the normalized layer input
+    int64_t b = 0, t = 0;
+  };
+  const HookedTransformer& model_;
+  std::vector<Layer> acc_;
 };
 
 // RoPE inverse frequencies after rope scaling, float32 [head_dim/2]. Exposed for tests.

@@ -4,11 +4,14 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <ATen/record_function.h>
+#define CS_SCOPE(n) RECORD_FUNCTION(n, std::vector<c10::IValue>())
 #include <torch/csrc/autograd/autograd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 
@@ -123,6 +126,7 @@ RunActs run_upstream(HookedTransformer& model, const Graph& graph, const at::Ten
   at::Tensor logits;
   {
     auto h = cache.attach(model.hooks(), upstream_hooks());
+    CS_SCOPE("cs::upstream_fwd");
     logits = model.forward(ids, mask);
   }
   return assemble_upstream(cache, L, logits);
@@ -144,32 +148,91 @@ RunActs assemble_upstream(const ActivationCache& cache, int64_t L, const at::Ten
   return out;
 }
 
-// Gradients of the metric with respect to every downstream node's input, summed over runs.
+// Gradients of the metric with respect to every downstream node's input, summed over runs, laid
+// out for add_scores' GEMMs: block l < L holds layer l's q, k and v inputs, then the MLP of layer
+// l - 1; block L the final residual, then the last MLP. Each block is [N_l, B*T*D] in the compute
+// dtype; a segment names the downstream nodes of a run of rows. The heads' rows hold the
+// projection part of HeadInputGradSum; the norm's part is applied to the scores (norm_w, norm_y).
 struct DownGrads {
-  std::vector<at::Tensor> q, k, v, mlp;  // per layer [B,T,H,D], [B,T,H|K,D] x2, [B,T,D]
-  at::Tensor logits;                      // [B,T,D]
-  bool owned = false;                     // the tensors are this struct's own (safe to add into)
-  void add(DownGrads&& o) {
-    if (!logits.defined()) {
-      *this = std::move(o);
-      return;
+  struct Segment {
+    int64_t first_down, n, vis;  // first downstream node, rows, upstream nodes that see them
+    int stream = -1;             // 0, 1, 2: a layer's q, k or v heads (with a norm term); -1: dense
+  };
+  std::vector<at::Tensor> blocks;  // undefined where no row is needed
+  std::vector<std::vector<Segment>> segments;
+  std::vector<std::array<at::Tensor, 3>> norm_w;  // per layer and stream [R,B*T,N] float32
+  at::Tensor norm_y;                              // [L,R,B*T,D] float32
+};
+
+// The running sums of a method's gradient runs: the heads' q/k/v inputs through the model's
+// HeadInputGradSum (formed once, in finish), the MLP inputs and the final residual as tensors.
+class GradSum {
+ public:
+  explicit GradSum(const HookedTransformer& model) : heads_(model), mlp_(model.config().n_layers) {}
+  HeadInputGradSum& heads() { return heads_; }
+  void add_dense(int64_t l, const at::Tensor& g) { add_to(mlp_[l], g); }
+  void add_logits(const at::Tensor& g) { add_to(logits_, g); }
+  // The blocks whose rows some upstream node >= r0 sees.
+  DownGrads finish(const Graph& graph, int64_t r0 = 0) const {
+    CS_SCOPE("cs::finish");
+    const int64_t L = graph.spec().n_layers, nkv = graph.kv_nodes_per_layer(), H = graph.spec().n_heads;
+    DownGrads d;
+    d.norm_w.resize(L);
+    std::vector<at::Tensor> ys;
+    for (int64_t l = 0; l < L; ++l) ys.push_back(heads_.norm_inputs(l));
+    d.norm_y = at::stack(ys, 0);
+    for (int64_t l = 0; l <= L; ++l) {
+      std::vector<DownGrads::Segment> seg;
+      auto push = [&](int64_t first, int64_t n) { seg.push_back({first, n, graph.downstream()[first].n_visible}); };
+      if (l < L) {
+        push(graph.downstream_q(l, 0), H);
+        push(graph.downstream_k(l, 0), nkv);
+        push(graph.downstream_v(l, 0), nkv);
+      } else {
+        push(graph.downstream_logits(), 1);
+      }
+      if (l > 0) push(graph.downstream_mlp(l - 1), 1);
+      int64_t rows = 0, vis = 0;
+      for (const auto& sg : seg) {
+        rows += sg.n;
+        vis = std::max(vis, sg.vis);
+      }
+      at::Tensor block;
+      if (vis > r0) {
+        const at::Tensor& like = l < L ? mlp_[l] : logits_;  // [B,T,D], compute dtype
+        block = at::empty({rows, like.numel()}, like.options());
+        int64_t c0 = 0;
+        for (size_t i = 0; i < seg.size(); ++i) {
+          const at::Tensor rows_i = block.narrow(0, c0, seg[i].n);
+          if (l < L && i < 3) {
+            const int s = static_cast<int>(i);
+            if (heads_.heads(l, s) != seg[i].n) throw Error(ErrorCode::kInternal, "head gradients have the wrong number of nodes");
+            heads_.projection_into(l, s, rows_i);
+            seg[i].stream = s;
+            d.norm_w[l][i] = heads_.norm_weights(l, s);
+          } else {
+            rows_i.copy_((seg[i].first_down == graph.downstream_logits() ? logits_ : mlp_[l - 1]).reshape({1, -1}));
+          }
+          c0 += seg[i].n;
+        }
+      }
+      d.blocks.push_back(block);
+      d.segments.push_back(std::move(seg));
     }
-    // The first run's gradients are cloned once (autograd may hand out tensors that share storage),
-    // later runs are added in place.
-    if (!owned) {
-      for (auto* vec : {&q, &k, &v, &mlp})
-        for (auto& t : *vec) t = t.clone();
-      logits = logits.clone();
-      owned = true;
-    }
-    for (size_t l = 0; l < q.size(); ++l) {
-      q[l].add_(o.q[l]);
-      k[l].add_(o.k[l]);
-      v[l].add_(o.v[l]);
-      mlp[l].add_(o.mlp[l]);
-    }
-    logits.add_(o.logits);
+    return d;
   }
+
+ private:
+  static void add_to(at::Tensor& acc, const at::Tensor& g) {
+    // The first run's tensor is cloned (autograd may hand out tensors that share storage).
+    if (acc.defined())
+      acc.add_(g);
+    else
+      acc = g.clone(at::MemoryFormat::Contiguous);
+  }
+  HeadInputGradSum heads_;
+  std::vector<at::Tensor> mlp_;
+  at::Tensor logits_;
 };
 
 using Grad = torch::autograd::variable_list;
@@ -183,29 +246,37 @@ struct Replace {
   at::Tensor value;
 };
 
-// One backward pass on `ids` under `mask`, the metric read as `batch` says.
+// One backward pass on `ids` under `mask`, the metric read as `batch` says, added to `sum`.
+// The model runs without split mode: gradients are taken at the projections' outputs (hook_q,
+// hook_k, hook_v) and the model's HeadInputGradSum turns them into each head's own input gradient.
 // With `capture`, the run's upstream activations and logits (detached) are stored there too, so a
 // gradient run on the clean or the corrupted input doubles as that input's forward run. Without
 // clean_logits (KL metrics), the run's own logits are the reference.
-DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch, const at::Tensor& ids,
-                       const at::Tensor& mask, const Replace& rep, const at::Tensor& clean_logits, const EapOptions& opts,
-                       RunActs* capture = nullptr) {
+void gradient_run(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch, const at::Tensor& ids,
+                  const at::Tensor& mask, const Replace& rep, const at::Tensor& clean_logits, const EapOptions& opts,
+                  GradSum& sum, RunActs* capture = nullptr) {
   c10::AutoGradMode grad_on(true);
   HookManager& hm = model.hooks();
   const auto& cfg = model.config();
   const int64_t L = cfg.n_layers, H = cfg.n_heads, K = cfg.n_kv_heads, G = H / K, Dh = cfg.head_dim;
-  // Without GQA (G == 1) the split k/v inputs already belong to one query head each.
+  // Without GQA (G == 1) each kv head already belongs to one query head.
   const bool per_q = graph.spec().kv_edges == KvEdges::kPerQueryHead && G > 1;
 
-  std::vector<at::Tensor> xq(L), xk(L), xv(L), xm(L), rq(L), rk(L), sc(L), pat(L), z(L), vv(L);
+  std::vector<at::Tensor> xin(L), q(L), k(L), v(L), xm(L), rq(L), rk(L), sc(L), pat(L), z(L);
   at::Tensor xr;
-  // Each capture returns a fresh alias (its own autograd node): hook_mlp_in and hook_resid_post
-  // hand the hook the residual tensor itself, so the gradient with respect to that tensor would
-  // include every other reader of the residual, not only the MLP (or the unembedding).
+  // Each capture returns a fresh alias (its own autograd node), so that the gradient at it is
+  // this reader's share only: hook_mlp_in and hook_resid_post hand the hook the residual tensor
+  // itself, which every other reader of the residual shares.
   auto store = [](std::vector<at::Tensor>& dst) {
     return [&dst](const at::Tensor& x, const HookContext& c) {
       dst[c.layer] = x.view_as(x);
       return dst[c.layer];
+    };
+  };
+  auto read = [](std::vector<at::Tensor>& dst) {
+    return [&dst](const at::Tensor& x, const HookContext& c) {
+      dst[c.layer] = x.detach();
+      return x;
     };
   };
   std::vector<HookHandle> handles;
@@ -215,86 +286,87 @@ DownGrads gradient_run(HookedTransformer& model, const Graph& graph, const Attri
   }));
   if (rep.value.defined() && !new_embed)
     handles.push_back(hm.add(rep.hook, [&rep](const at::Tensor&, const HookContext&) { return rep.value; }));
-  handles.push_back(hm.add("blocks.*.hook_q_input", store(xq)));
-  handles.push_back(hm.add("blocks.*.hook_k_input", store(xk)));
-  handles.push_back(hm.add("blocks.*.hook_v_input", store(xv)));
+  handles.push_back(hm.add("blocks.*.hook_resid_pre", read(xin)));
+  handles.push_back(hm.add("blocks.*.attn.hook_q", store(q)));
+  handles.push_back(hm.add("blocks.*.attn.hook_k", store(k)));
+  if (per_q)
+    handles.push_back(hm.add("blocks.*.attn.hook_v", read(v)));
+  else
+    handles.push_back(hm.add("blocks.*.attn.hook_v", store(v)));
   handles.push_back(hm.add("blocks.*.hook_mlp_in", store(xm)));
   handles.push_back(hm.add("blocks." + std::to_string(L - 1) + ".hook_resid_post", [&xr](const at::Tensor& x, const HookContext&) {
     xr = x.view_as(x);
     return xr;
   }));
   if (per_q) {
-    handles.push_back(hm.add("blocks.*.attn.hook_rot_q", store(rq)));
+    handles.push_back(hm.add("blocks.*.attn.hook_rot_q", read(rq)));
     handles.push_back(hm.add("blocks.*.attn.hook_rot_k", store(rk)));
     handles.push_back(hm.add("blocks.*.attn.hook_attn_scores", store(sc)));
-    handles.push_back(hm.add("blocks.*.attn.hook_pattern", store(pat)));
+    handles.push_back(hm.add("blocks.*.attn.hook_pattern", read(pat)));
     handles.push_back(hm.add("blocks.*.attn.hook_z", store(z)));
-    handles.push_back(hm.add("blocks.*.attn.hook_v", store(vv)));
   }
   ActivationCache up_cache;
   if (capture) handles.push_back(up_cache.attach(hm, upstream_hooks()));
-  at::Tensor logits = model.forward(ids, mask);
+  at::Tensor logits;
+  { CS_SCOPE("cs::fwd"); logits = model.forward(ids, mask); }
   handles.clear();  // the captured tensors stay alive; the hooks are no longer needed
   if (capture) *capture = assemble_upstream(up_cache, L, logits.detach());
 
   at::Tensor metric = metric_per_example(opts.metric, logits, batch, clean_logits.defined() ? clean_logits : logits.detach()).mean();
   if (opts.loss) metric = -metric;
 
-  // Inputs: per layer q input, then k/v inputs (per kv head) or scores and z (per query head), MLP input; last resid.
+  // Inputs: per layer hook_q, then hook_k and hook_v (per kv head) or scores and z (per query
+  // head), the MLP input; last the final residual.
   Grad inputs;
   for (int64_t l = 0; l < L; ++l) {
-    inputs.push_back(xq[l]);
+    inputs.push_back(q[l]);
     if (per_q) {
       inputs.push_back(sc[l]);
       inputs.push_back(z[l]);
     } else {
-      inputs.push_back(xk[l]);
-      inputs.push_back(xv[l]);
+      inputs.push_back(k[l]);
+      inputs.push_back(v[l]);
     }
     inputs.push_back(xm[l]);
   }
   inputs.push_back(xr);
-  Grad g = torch::autograd::grad({metric}, inputs, {}, /*retain_graph=*/per_q, /*create_graph=*/false, /*allow_unused=*/true);
+  Grad g;
+  { CS_SCOPE("cs::bwd"); g = torch::autograd::grad({metric}, inputs, {}, /*retain_graph=*/per_q, /*create_graph=*/false, /*allow_unused=*/true); }
 
-  DownGrads out;
   size_t i = 0;
   for (int64_t l = 0; l < L; ++l) {
-    out.q.push_back(or_zeros(g[i], xq[l]).detach());
-    ++i;
+    const at::Tensor gq = or_zeros(g[i++], q[l]);
+    at::Tensor gk, gv;
+    CS_SCOPE("cs::post");
     if (per_q) {
       // Each query head's own use of its kv head's key and value (the "ungrouped" gradients):
-      // d(metric)/d(rot_k) through head h = scale * sum_t dM/dscores[h,t,s] rot_q[t,h];
-      // d(metric)/d(v) through head h = sum_t pattern[h,t,s] dM/dz[t,h]. Each is pulled back through
-      // the position-wise k (v) path to the split k (v) input, one group member at a time.
+      // d(metric)/d(rot_k) through head h = scale * sum_t dM/dscores[h,t,s] rot_q[t,h], pulled back
+      // through RoPE to hook_k one group member at a time; d(metric)/d(v) through head h =
+      // sum_t pattern[h,t,s] dM/dz[t,h].
       const at::Tensor gs = or_zeros(g[i], sc[l]), gz = or_zeros(g[i + 1], z[l]);
       i += 2;
-      const int64_t B = gs.size(0), S = gs.size(3), D = cfg.d_model;
+      const int64_t B = gs.size(0), S = gs.size(3);
       const at::Tensor ck = at::einsum("bhts,bthe->bshe", {gs, rq[l]}) * (1.0 / std::sqrt(static_cast<double>(Dh)));
-      const at::Tensor cv = at::einsum("bhts,bthe->bshe", {pat[l].to(gz.scalar_type()), gz});
-      // Head-major storage [K,G,B,S,D] (head h = g G + j), which add_scores reads without a copy.
-      at::Tensor gk = at::empty({K, G, B, S, D}, xk[l].options().requires_grad(false));
-      at::Tensor gv = at::empty({K, G, B, S, D}, xv[l].options().requires_grad(false));
-      for (int64_t j = 0; j < G; ++j) {
-        // head g*G + j uses kv head g
-        at::Tensor cotk = ck.view({B, S, K, G, Dh}).select(3, j).contiguous();
-        at::Tensor cotv = cv.view({B, S, K, G, Dh}).select(3, j).contiguous();
-        // One engine call for both paths (they share no nodes between these ends).
-        Grad p = torch::autograd::grad({rk[l], vv[l]}, {xk[l], xv[l]}, {cotk, cotv}, true, false, true);
-        gk.select(1, j).copy_(or_zeros(p[0], xk[l]).detach().permute({2, 0, 1, 3}));
-        gv.select(1, j).copy_(or_zeros(p[1], xv[l]).detach().permute({2, 0, 1, 3}));
+      gv = at::einsum("bhts,bthe->bshe", {pat[l].to(gz.scalar_type()), gz});  // [B,S,H,Dh]
+      gk = at::empty({B, S, K, G, Dh}, ck.options());
+      for (int64_t j = 0; j < G; ++j) {  // head g*G + j uses kv head g
+        const at::Tensor cot = ck.view({B, S, K, G, Dh}).select(3, j).contiguous();
+        Grad p = torch::autograd::grad({rk[l]}, {k[l]}, {cot}, /*retain_graph=*/true, false, true);
+        gk.select(3, j).copy_(or_zeros(p[0], k[l]));
       }
-      out.k.push_back(gk.view({H, B, S, D}).permute({1, 2, 0, 3}));
-      out.v.push_back(gv.view({H, B, S, D}).permute({1, 2, 0, 3}));
+      gk = gk.view({B, S, H, Dh});
     } else {
-      out.k.push_back(or_zeros(g[i], xk[l]).detach());
-      out.v.push_back(or_zeros(g[i + 1], xv[l]).detach());
+      gk = or_zeros(g[i], k[l]);
+      gv = or_zeros(g[i + 1], v[l]);
       i += 2;
     }
-    out.mlp.push_back(or_zeros(g[i], xm[l]).detach());
-    ++i;
+    {
+      CS_SCOPE("cs::heads_add");
+      sum.heads().add(l, xin[l], {gq, q[l].detach()}, {gk, k[l].detach()}, {gv, v[l].detach()});
+    }
+    sum.add_dense(l, or_zeros(g[i++], xm[l]).detach());
   }
-  out.logits = or_zeros(g[i], xr).detach();
-  return out;
+  sum.add_logits(or_zeros(g[i], xr).detach());
 }
 
 }  // namespace
@@ -354,46 +426,48 @@ at::Tensor upstream_activations(HookedTransformer& model, const Graph& graph, co
 namespace {
 
 // scores[r0:r1, v] += scale * sum over b,t,d of delta[u,b,t,d] g_v[b,t,d] for every downstream node
-// v that sees the rows (u < v's n_visible). delta is [U, B*T*D], contiguous. One GEMM per layer: the
+// v that sees the rows (u < v's n_visible). delta is [U, B*T*D], contiguous. One GEMM per block: the
 // rows that layer l's q/k/v inputs see, against those inputs' gradients and the previous MLP's
-// (which sees one row fewer: the gradients' columns for the rows it does not see are dropped).
-void add_scores(at::Tensor& scores, const Graph& graph, const at::Tensor& delta, const DownGrads& grads, double scale,
-                int64_t r0, int64_t r1) {
-  const auto& s = graph.spec();
-  const int64_t L = s.n_layers, nkv = graph.kv_nodes_per_layer();
-  struct Col {
-    at::Tensor g;  // [B,T,N,D]
-    int64_t first_down, vis;
-  };
-  auto col = [&](const at::Tensor& g, int64_t first_down) {
-    return Col{g, first_down, graph.downstream()[first_down].n_visible};
-  };
-  auto gemm = [&](const std::vector<Col>& cols) {
+// (which sees one row fewer: the products for the rows it does not see are dropped).
+void add_scores(at::Tensor& scores, const at::Tensor& delta, const DownGrads& grads, double scale, int64_t r0, int64_t r1) {
+  CS_SCOPE("cs::add_scores");
+  // The norm's part of the heads' gradients, sum over runs r of w[r,bt,n] y_{l,r}[bt,:], enters
+  // each score through P[bt, u, l*R + r] = delta[u,bt,:] . y_{l,r}[bt,:]: one batched product
+  // over positions for every layer and run, instead of the [N,B*T,D] terms themselves.
+  const int64_t L = grads.norm_y.size(0), R = grads.norm_y.size(1), BT = grads.norm_y.size(2), D = grads.norm_y.size(3);
+  int64_t p_rows = 0;
+  for (const auto& segs : grads.segments)
+    for (const auto& sg : segs)
+      if (sg.stream >= 0) p_rows = std::max(p_rows, std::min(sg.vis, r1) - r0);
+  at::Tensor P;  // [BT, p_rows, L*R]
+  if (p_rows > 0) {
+    const at::Tensor dt = delta.narrow(0, r0, p_rows).view({p_rows, BT, D}).transpose(0, 1);  // [BT,rows,D]
+    const at::Tensor yt = grads.norm_y.view({L * R, BT, D}).permute({1, 2, 0}).to(delta.scalar_type());  // [BT,D,L*R]
+    P = at::bmm(dt, yt);
+  }
+  for (size_t b = 0; b < grads.blocks.size(); ++b) {
+    const auto& segs = grads.segments[b];
     int64_t hi = 0;
-    for (const Col& c : cols) hi = std::max(hi, std::min(c.vis, r1));
-    if (hi <= r0) return;
-    std::vector<at::Tensor> mats;  // [N, BTD] each, in delta's dtype
-    for (const Col& c : cols) mats.push_back(c.g.permute({2, 0, 1, 3}).reshape({c.g.size(2), -1}).to(delta.scalar_type()));
-    const at::Tensor prod = at::matmul(delta.narrow(0, r0, hi - r0), at::cat(mats, 0).t()).to(at::kFloat) * scale;
+    for (const auto& sg : segs) hi = std::max(hi, std::min(sg.vis, r1));
+    if (hi <= r0) continue;
+    const at::Tensor& g = grads.blocks[b];
+    if (!g.defined()) throw Error(ErrorCode::kInternal, "add_scores: a needed gradient block was not formed");
+    at::Tensor prod = at::matmul(delta.narrow(0, r0, hi - r0), g.to(delta.scalar_type()).t()).to(at::kFloat);
     int64_t c0 = 0;
-    for (const Col& c : cols) {
-      const int64_t n = c.g.size(2), top = std::min(c.vis, r1);
-      if (top > r0) scores.narrow(0, r0, top - r0).narrow(1, c.first_down, n).add_(prod.narrow(0, 0, top - r0).narrow(1, c0, n));
-      c0 += n;
+    for (const auto& sg : segs) {
+      const int64_t top = std::min(sg.vis, r1);
+      if (top > r0) {
+        at::Tensor part = prod.narrow(0, 0, top - r0).narrow(1, c0, sg.n);
+        if (sg.stream >= 0) {
+          // [rows, R*BT] x [R*BT, n]
+          const at::Tensor pl = P.narrow(1, 0, top - r0).narrow(2, static_cast<int64_t>(b) * R, R).permute({1, 2, 0})
+                                    .reshape({top - r0, R * BT}).to(at::kFloat);
+          part.sub_(at::mm(pl, grads.norm_w[b][sg.stream].reshape({R * BT, sg.n})));
+        }
+        scores.narrow(0, r0, top - r0).narrow(1, sg.first_down, sg.n).add_(part, scale);
+      }
+      c0 += sg.n;
     }
-  };
-  for (int64_t l = 0; l <= L; ++l) {
-    std::vector<Col> cols;
-    if (l < L) {
-      if (grads.k[l].size(2) != nkv) throw Error(ErrorCode::kInternal, "k gradient has the wrong number of nodes");
-      cols.push_back(col(grads.q[l], graph.downstream_q(l, 0)));
-      cols.push_back(col(grads.k[l], graph.downstream_k(l, 0)));
-      cols.push_back(col(grads.v[l], graph.downstream_v(l, 0)));
-    } else {
-      cols.push_back(col(grads.logits.unsqueeze(2), graph.downstream_logits()));
-    }
-    if (l > 0) cols.push_back(col(grads.mlp[l - 1].unsqueeze(2), graph.downstream_mlp(l - 1)));
-    gemm(cols);
   }
 }
 
@@ -402,6 +476,7 @@ void add_scores(at::Tensor& scores, const Graph& graph, const at::Tensor& delta,
 // are added to float32 scores), which halves the largest buffer of a bf16 run.
 at::Tensor delta_of(const RunActs& clean, const RunActs& corr) {
   c10::AutoGradMode no_grad(false);
+  CS_SCOPE("cs::delta");
   const at::Tensor d = (clean.acts - corr.acts).permute({2, 0, 1, 3}).contiguous();  // [U,B,T,D]
   return d.view({d.size(0), -1});
 }
@@ -449,7 +524,7 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
   if (ig_acts || (ig_inputs && !same_masks)) corr = run_upstream(model, graph, batch.corrupted_ids, batch.corrupted_mask);
   const double t_fwd = sw.lap();
 
-  DownGrads grads;
+  GradSum sum(model);
   int n_runs = 1;
   at::Tensor scores;  // [U, n_downstream] float32
   if (ig_acts) {
@@ -471,20 +546,20 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
         zc = zc.squeeze(2);
         zx = zx.squeeze(2);
       }
-      DownGrads group;
+      GradSum group(model);
       for (int k = 1; k <= opts.ig_steps; ++k) {
         const double a = static_cast<double>(k) / opts.ig_steps;
-        group.add(gradient_run(model, graph, batch, ids, clean_mask, {hook, zx + a * (zc - zx)}, clean.logits, opts));
+        gradient_run(model, graph, batch, ids, clean_mask, {hook, zx + a * (zc - zx)}, clean.logits, opts, group);
       }
       c10::AutoGradMode no_grad(false);
-      add_scores(scores, graph, d, group, inv_steps, r0, r0 + n);
+      add_scores(scores, d, group.finish(graph, r0), inv_steps, r0, r0 + n);
     }
   } else if (opts.clean_corrupted) {
-    grads = gradient_run(model, graph, batch, ids, clean_mask, {}, {}, opts, &clean);
-    grads.add(gradient_run(model, graph, batch, batch.corrupted_ids, batch.corrupted_mask, {}, clean.logits, opts, &corr));
+    gradient_run(model, graph, batch, ids, clean_mask, {}, {}, opts, sum, &clean);
+    gradient_run(model, graph, batch, batch.corrupted_ids, batch.corrupted_mask, {}, clean.logits, opts, sum, &corr);
     n_runs = 2;
   } else if (!ig_inputs) {
-    grads = gradient_run(model, graph, batch, ids, clean_mask, {}, {}, opts, &clean);
+    gradient_run(model, graph, batch, ids, clean_mask, {}, {}, opts, sum, &clean);
     corr = run_upstream(model, graph, batch.corrupted_ids, batch.corrupted_mask);
   } else {
     n_runs = opts.ig_steps;
@@ -492,13 +567,13 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
     for (int k = 0; k < opts.ig_steps; ++k) {
       if (k == 0 && same_masks) {
         // The corrupted input itself, which also records the corrupted run.
-        grads.add(gradient_run(model, graph, batch, batch.corrupted_ids, clean_mask, {}, clean.logits, opts, &corr));
+        gradient_run(model, graph, batch, batch.corrupted_ids, clean_mask, {}, clean.logits, opts, sum, &corr);
         continue;
       }
       const double a = static_cast<double>(k) / opts.ig_steps;
       const at::Tensor e_corr = corr.acts.select(2, 0);
-      grads.add(gradient_run(model, graph, batch, ids, clean_mask, {"hook_embed", e_corr + a * (e_clean - e_corr)},
-                             clean.logits, opts));
+      gradient_run(model, graph, batch, ids, clean_mask, {"hook_embed", e_corr + a * (e_clean - e_corr)}, clean.logits,
+                   opts, sum);
     }
   }
   const double t_grad = sw.lap();
@@ -513,7 +588,7 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
       // Scores in float32: delta [B,T,U,D] against each downstream node's averaged gradient.
       const at::Tensor d = delta_of(clean, corr);
       scores = at::zeros({U, graph.n_downstream()}, d.options().dtype(at::kFloat));
-      add_scores(scores, graph, d, grads, 1.0 / n_runs, 0, U);
+      add_scores(scores, d, sum.finish(graph), 1.0 / n_runs, 0, U);
     }
   }
   res.scores = scores.to(at::kCPU);

@@ -13,7 +13,6 @@
 namespace circuitscope::jinja {
 namespace {
 
-[[noreturn]] void throw_undefined(const Value& v) { throw ValueError{ValueError::Kind::kUndefined, v.undefined_hint()}; }
 [[noreturn]] void throw_unsupported(const std::string& m) { throw ValueError{ValueError::Kind::kUnsupported, m}; }
 
 // Python-style binding of positional and keyword arguments to parameter names.

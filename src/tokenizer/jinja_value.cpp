@@ -15,9 +15,7 @@ namespace circuitscope::jinja {
 void throw_type_error(const std::string& message) { throw ValueError{ValueError::Kind::kType, message}; }
 void throw_value_error(const std::string& message) { throw ValueError{ValueError::Kind::kValue, message}; }
 
-namespace {
-[[noreturn]] void throw_undefined(const Value& v) { throw ValueError{ValueError::Kind::kUndefined, v.undefined_hint()}; }
-}  // namespace
+void throw_undefined(const Value& v) { throw ValueError{ValueError::Kind::kUndefined, v.undefined_hint()}; }
 
 std::string Value::undefined_hint() const {
   const auto& u = std::get<Undefined>(v_);

@@ -22,6 +22,8 @@ struct ValueError {
 };
 [[noreturn]] void throw_type_error(const std::string& message);
 [[noreturn]] void throw_value_error(const std::string& message);
+class Value;
+[[noreturn]] void throw_undefined(const Value& v);  // with the value's hint (which name was undefined)
 
 class Value;
 struct ListData;
