@@ -205,25 +205,9 @@ TEST_CASE("GQA: per-query-head k/v scores equal those of an ungrouped copy of th
   const std::string which = GENERATE(as<std::string>{}, "hf-tiny/qwen2-tiny", "hf-ref/qwen3-tiny");
   INFO(which);
   auto m = cs_test::load_model(which);
-  ModelConfig cfg = m->config();
-  const int64_t H = cfg.n_heads, K = cfg.n_kv_heads, G = H / K, Dh = cfg.head_dim;
-  // Repeat each kv head's k/v projection for every query head of its group: a model with K = H
-  // that computes exactly the same function, where each query head owns its k/v input.
-  std::map<std::string, at::Tensor> tensors;
-  const TensorNames& n = cfg.arch->names;
-  for (auto& [name, t] : m->named_parameters()) tensors[name] = t;
-  for (int64_t l = 0; l < cfg.n_layers; ++l) {
-    for (const char* tmpl : {n.k_w, n.v_w, n.k_b, n.v_b}) {
-      if (!tmpl || !*tmpl || !tensors.count(cfg.tensor_name(tmpl, l))) continue;  // no bias
-      const std::string name = cfg.tensor_name(tmpl, l);
-      at::Tensor t = tensors.at(name);
-      at::Tensor r = t.view({K, Dh, -1}).repeat_interleave(G, 0);
-      tensors[name] = t.dim() == 1 ? r.reshape({H * Dh}) : r.reshape({H * Dh, t.size(1)});
-    }
-  }
-  ModelConfig ucfg = cfg;
-  ucfg.n_kv_heads = H;
-  auto um = HookedTransformer::from_tensors(ucfg, tensors);
+  const ModelConfig cfg = m->config();
+  const int64_t H = cfg.n_heads, K = cfg.n_kv_heads;
+  auto um = cs_test::ungrouped_copy(*m);
   const AttributionBatch b = cs_test::make_batch();
   {
     c10::AutoGradMode no_grad(false);

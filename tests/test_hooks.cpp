@@ -399,3 +399,86 @@ TEST_CASE("split inputs - the shared path gives the per-head path's outputs and 
     }
   }
 }
+
+// HeadInputGradSum (fused runs: gradients at hook_q/hook_k/hook_v) against autograd at split
+// mode's hook_{q,k,v}_input, summed over two runs on different inputs. Per query head (each query
+// head's own use of its kv head) against the split inputs of the model's ungrouped copy.
+TEST_CASE("head input gradient sums from fused runs equal split mode's per-head gradients", "[hooks][grad]") {
+  for (const char* rel : {"hf-tiny/qwen2-tiny", "hf-tiny/llama-tiny", "hf-ref/qwen3-tiny"}) {
+    INFO(rel);
+    auto m = cs_test::load_model(rel);
+    auto um = cs_test::ungrouped_copy(*m);
+    const int64_t L = m->config().n_layers;
+    const std::vector<at::Tensor> inputs = {at::tensor({5, 17, 30, 42, 7, 99, 25, 3, 11, 64, 2, 9}, at::kLong).view({2, 6}),
+                                            at::tensor({8, 1, 77, 42, 13, 56, 4, 21, 11, 90, 6, 33}, at::kLong).view({2, 6})};
+    auto metric = [](const at::Tensor& logits) {
+      return (logits.select(1, 5).log_softmax(-1).select(1, 7)).sum() + logits.select(1, 2).pow(2).mean();
+    };
+    // Autograd at the points named by `kinds` (each an alias, so the gradient is that reader's), one run.
+    auto grads_at = [&](HookedTransformer& model, const at::Tensor& ids, const std::vector<std::string>& kinds,
+                        std::map<std::string, at::Tensor>* values) {
+      c10::AutoGradMode grad_on(true);
+      std::map<std::string, at::Tensor> xs;
+      std::vector<HookHandle> hs;
+      for (const auto& kind : kinds)
+        hs.push_back(model.hooks().add("blocks.*." + kind, [&xs](const at::Tensor& x, const HookContext& c) {
+          xs[c.name] = x.view_as(x);
+          return xs[c.name];
+        }));
+      hs.push_back(model.hooks().add("hook_embed", [](const at::Tensor& x, const HookContext&) {
+        return x.detach().requires_grad_(true);  // the parameters take no gradients
+      }));
+      if (values)
+        hs.push_back(model.hooks().add("blocks.*.hook_resid_pre", [values](const at::Tensor& x, const HookContext& c) {
+          (*values)[c.name] = x.detach();
+          return x;
+        }));
+      const at::Tensor loss = metric(model.forward(ids));
+      std::vector<std::string> names;
+      std::vector<at::Tensor> in;
+      for (auto& [n, t] : xs) names.push_back(n), in.push_back(t);
+      const auto g = torch::autograd::grad({loss}, in);
+      std::map<std::string, at::Tensor> out;
+      for (size_t i = 0; i < names.size(); ++i) {
+        out[names[i]] = g[i];
+        if (values) (*values)[names[i]] = in[i].detach();
+      }
+      return out;
+    };
+    HeadInputGradSum per_kv(*m), per_q(*m);
+    std::map<std::string, at::Tensor> ref;  // split-mode sums; k/v per query head under "u." names
+    auto add_ref = [&ref](const std::string& key, const at::Tensor& g) {
+      ref[key] = ref.count(key) ? ref[key] + g : g.clone();
+    };
+    for (const at::Tensor& ids : inputs) {
+      for (auto& [n, g] : grads_at(*m, ids, {"hook_q_input", "hook_k_input", "hook_v_input"}, nullptr)) add_ref(n, g);
+      for (auto& [n, g] : grads_at(*um, ids, {"hook_k_input", "hook_v_input"}, nullptr)) add_ref("u." + n, g);
+      std::map<std::string, at::Tensor> val;
+      const auto g = grads_at(*m, ids, {"attn.hook_q", "attn.hook_k", "attn.hook_v"}, &val);
+      const auto gu = grads_at(*um, ids, {"attn.hook_k", "attn.hook_v"}, nullptr);
+      for (int64_t l = 0; l < L; ++l) {
+        const std::string p = "blocks." + std::to_string(l) + ".";
+        auto stream = [&](const std::map<std::string, at::Tensor>& gs, const char* k) {
+          return HeadInputGradSum::Stream{gs.at(p + "attn." + k), val.at(p + "attn." + k)};
+        };
+        per_kv.add(l, val.at(p + "hook_resid_pre"), stream(g, "hook_q"), stream(g, "hook_k"), stream(g, "hook_v"));
+        per_q.add(l, val.at(p + "hook_resid_pre"), stream(g, "hook_q"), stream(gu, "hook_k"), stream(gu, "hook_v"));
+      }
+    }
+    for (int64_t l = 0; l < L; ++l) {
+      const std::string p = "blocks." + std::to_string(l) + ".";
+      const char* kinds[] = {"hook_q_input", "hook_k_input", "hook_v_input"};
+      for (int s = 0; s < 3; ++s) {
+        const at::Tensor r = ref.at(p + kinds[s]), scale = r.abs().max();
+        REQUIRE(scale.item<double>() > 0);
+        // [N,B,T,D] -> [B,T,N,D] as the hook points hold them
+        cs_test::require_close(per_kv.sum(l, s).permute({1, 2, 0, 3}), r, 1e-6 + 1e-5 * scale.item<double>(), 1e-4,
+                               p + kinds[s] + " per kv head");
+        const at::Tensor ru = s == 0 ? r : ref.at("u." + p + kinds[s]);
+        cs_test::require_close(per_q.sum(l, s).permute({1, 2, 0, 3}), ru, 1e-6 + 1e-5 * ru.abs().max().item<double>(), 1e-4,
+                               p + kinds[s] + " per query head");
+      }
+    }
+    CHECK(per_kv.runs(0) == 2);
+  }
+}

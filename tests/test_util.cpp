@@ -69,6 +69,27 @@ std::unique_ptr<circuitscope::HookedTransformer> load_model(const std::string& r
   return circuitscope::HookedTransformer::from_pretrained(data_dir() + "/" + rel);
 }
 
+std::unique_ptr<circuitscope::HookedTransformer> ungrouped_copy(const circuitscope::HookedTransformer& m) {
+  using circuitscope::ModelConfig;
+  const ModelConfig& cfg = m.config();
+  const int64_t H = cfg.n_heads, K = cfg.n_kv_heads, G = H / K, Dh = cfg.head_dim;
+  std::map<std::string, at::Tensor> tensors;
+  const circuitscope::TensorNames& n = cfg.arch->names;
+  for (auto& [name, t] : m.named_parameters()) tensors[name] = t;
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    for (const char* tmpl : {n.k_w, n.v_w, n.k_b, n.v_b}) {
+      if (!tmpl || !*tmpl || !tensors.count(cfg.tensor_name(tmpl, l))) continue;  // no bias
+      const std::string name = cfg.tensor_name(tmpl, l);
+      at::Tensor t = tensors.at(name);
+      at::Tensor r = t.view({K, Dh, -1}).repeat_interleave(G, 0);
+      tensors[name] = t.dim() == 1 ? r.reshape({H * Dh}) : r.reshape({H * Dh, t.size(1)});
+    }
+  }
+  ModelConfig ucfg = cfg;
+  ucfg.n_kv_heads = H;
+  return circuitscope::HookedTransformer::from_tensors(ucfg, tensors);
+}
+
 double pearson(const std::vector<double>& a, const std::vector<double>& b) {
   const size_t n = a.size();
   double ma = 0, mb = 0;

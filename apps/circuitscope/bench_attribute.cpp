@@ -101,12 +101,17 @@ int run_bench_attribute(const BenchAttributeOptions& o) {
   fwd_bwd();  // warm-up
   run_eap();
   if (!o.profile.empty()) {
+    // The legacy autograd profiler (one op per event) is in libtorch 1.13 and 2.x alike.
     {
-      // The legacy autograd profiler (one op per event) is in libtorch 1.13 and 2.x alike.
       torch::autograd::profiler::RecordProfile guard(o.profile);
       run_ig();
     }
-    spdlog::info("wrote a chrome trace of one EAP-IG({}) batch to {}", o.ig_steps, o.profile);
+    {
+      torch::autograd::profiler::RecordProfile guard(o.profile + ".floor");
+      fwd_bwd();
+    }
+    spdlog::info("wrote chrome traces of one EAP-IG({}) batch to {} and of one floor run to {}.floor", o.ig_steps, o.profile,
+                 o.profile);
   }
   std::vector<double> tf, te, ti;
   // Per iteration, EAP-IG against the floor measured just before and just after it, in wall and in
@@ -158,7 +163,7 @@ BenchRegistrar reg_bench_attribute({"attribute", "Time per example of EAP and EA
                       sub->add_option("--device", o->device, "cpu or cuda");
                       sub->add_option("--kv-edges", o->kv_edges, "per-query-head | per-kv-head")->capture_default_str();
                       sub->add_option("--iters", o->iters, "timed iterations (minimum and median reported)")->capture_default_str();
-                      sub->add_option("--profile", o->profile, "write a chrome trace (chrome://tracing) of one EAP-IG batch here");
+                      sub->add_option("--profile", o->profile, "write chrome traces (chrome://tracing) of one EAP-IG batch here and of one floor run to FILE.floor");
                       return [o] { return run_bench_attribute(*o); };
                     }});
 
