@@ -60,15 +60,16 @@ void HeadInputGradSum::add(int64_t layer, const at::Tensor& resid, const Stream&
     } else {
       p = streams[s]->out.reshape({BT, np, 1, Dh});
     }
-    at::Tensor pf = p.to(at::kFloat);
+    at::Tensor pf = p;  // the product with go below computes in float32 (type promotion) without a converted copy
     if (qk_w.defined()) {
+      pf = p.to(at::kFloat);
       // Back through the per-head RMSNorm on q or k: d = r2 (w g) - r2 y2 mean(w g y2).
       const at::Tensor r2 = at::rsqrt(pf.pow(2).mean(-1, true) + cfg.rms_norm_eps);
       const at::Tensor y2 = pf * r2;
       const at::Tensor wg = go * qk_w.to(at::kFloat);
       go = r2 * (wg - y2 * (wg * y2).mean(-1, true));
     }
-    if (bias.defined()) pf = pf - bias.to(at::kFloat).view({np, 1, Dh});
+    if (bias.defined()) pf = pf.to(at::kFloat) - bias.to(at::kFloat).view({np, 1, Dh});
     // [BT,np,grp] -> [BT,n]: query head kv*grp + j is (kv, j)
     const at::Tensor dot = (go * pf).sum(-1).reshape({BT, n}) / static_cast<double>(D);
     acc.c[s].push_back(r * dot);
