@@ -118,7 +118,7 @@ class HeadInputGradSum {
   // The projection part, written into `out` (contiguous, [N,B,T,D] elements, the compute dtype).
   void projection_into(int64_t layer, int stream, const at::Tensor& out) const;
   at::Tensor norm_weights(int64_t layer, int stream) const;  // [R,B*T,N] float32
-  at::Tensor norm_inputs(int64_t layer) const;               // [R,B*T,D] float32: each run's normalized layer input
+  at::Tensor norm_inputs(int64_t layer) const;               // [R,B*T,D] compute dtype: each run's normalized layer input
   int64_t runs(int64_t layer) const { return static_cast<int64_t>(acc_.at(layer).y.size()); }
   int64_t heads(int64_t layer, int stream) const { return acc_.at(layer).s[stream].defined() ? acc_.at(layer).s[stream].size(0) : 0; }
 
@@ -126,7 +126,7 @@ class HeadInputGradSum {
   struct Layer {
     at::Tensor s[3];               // per stream [N,BT,Dh] float32: sum over runs of r * (grad at the projection output)
     std::vector<at::Tensor> c[3];  // per stream, per run [BT,N] float32: the norm's correction weights
-    std::vector<at::Tensor> y;     // per run [BT,D] float32: the normalized layer input
+    std::vector<at::Tensor> y;     // per run [BT,D] compute dtype: the normalized layer input
     int64_t b = 0, t = 0;
   };
   const HookedTransformer& model_;

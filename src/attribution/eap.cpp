@@ -161,7 +161,7 @@ struct DownGrads {
   std::vector<at::Tensor> blocks;  // undefined where no row is needed
   std::vector<std::vector<Segment>> segments;
   std::vector<std::array<at::Tensor, 3>> norm_w;  // per layer and stream [R,B*T,N] float32
-  at::Tensor norm_y;                              // [L,R,B*T,D] float32
+  at::Tensor norm_y;                              // [L,R,B*T,D] compute dtype
 };
 
 // The running sums of a method's gradient runs: the heads' q/k/v inputs through the model's

@@ -81,7 +81,7 @@ void HeadInputGradSum::add(int64_t layer, const at::Tensor& resid, const Stream&
     }
     acc.s[s].addcmul_(go_n, r.view({1, BT, 1}));
   }
-  acc.y.push_back(y);
+  acc.y.push_back(y.to(model_.dtype_));  // only ever multiplied with compute-dtype activation differences
 }
 
 void HeadInputGradSum::projection_into(int64_t layer, int stream, const at::Tensor& out) const {
@@ -122,7 +122,7 @@ at::Tensor HeadInputGradSum::sum(int64_t layer, int stream) const {
   const int64_t n = acc.s[stream].size(0), D = model_.cfg_.d_model;
   const at::Tensor out = at::empty({n, acc.b, acc.t, D}, acc.s[stream].options().dtype(model_.dtype_));
   projection_into(layer, stream, out);
-  const at::Tensor corr = at::einsum("rbn,rbd->nbd", {norm_weights(layer, stream), norm_inputs(layer)});  // [n,BT,D]
+  const at::Tensor corr = at::einsum("rbn,rbd->nbd", {norm_weights(layer, stream), norm_inputs(layer).to(at::kFloat)});  // [n,BT,D]
   out.view({n, acc.b * acc.t, D}).sub_(corr);
   return out;
 }
