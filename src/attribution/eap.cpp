@@ -3,9 +3,8 @@
 #include "circuitscope/eap.hpp"
 
 #include <ATen/ATen.h>
-#include <c10/core/GradMode.h>
 #include <ATen/record_function.h>
-#define CS_SCOPE(n) RECORD_FUNCTION(n, std::vector<c10::IValue>())
+#include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <spdlog/spdlog.h>
@@ -18,6 +17,9 @@
 #include "circuitscope/error.hpp"
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
+
+// A named phase in profiler traces (`bench attribute --profile`); next to nothing when no profiler runs.
+#define CS_SCOPE(n) RECORD_FUNCTION(n, std::vector<c10::IValue>())
 
 namespace circuitscope {
 
