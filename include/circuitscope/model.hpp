@@ -129,6 +129,7 @@ class HeadInputGradSum {
     std::vector<at::Tensor> y;     // per run [BT,D] compute dtype: the normalized layer input
     int64_t b = 0, t = 0;
   };
+  const Layer& added(int64_t layer) const;  // a layer's sums; at least one run must have been added
   const HookedTransformer& model_;
   std::vector<Layer> acc_;
 };

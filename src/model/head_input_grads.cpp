@@ -84,9 +84,14 @@ void HeadInputGradSum::add(int64_t layer, const at::Tensor& resid, const Stream&
   acc.y.push_back(y.to(model_.dtype_));  // only ever multiplied with compute-dtype activation differences
 }
 
-void HeadInputGradSum::projection_into(int64_t layer, int stream, const at::Tensor& out) const {
+const HeadInputGradSum::Layer& HeadInputGradSum::added(int64_t layer) const {
   const Layer& acc = acc_.at(layer);
   if (acc.y.empty()) throw Error(ErrorCode::kInternal, "head input gradients: no run was added for this layer");
+  return acc;
+}
+
+void HeadInputGradSum::projection_into(int64_t layer, int stream, const at::Tensor& out) const {
+  const Layer& acc = added(layer);
   const ModelConfig& cfg = model_.cfg_;
   const LayerWeights& w = model_.layers_[layer];
   const int64_t D = cfg.d_model, Dh = cfg.head_dim, np = stream == 0 ? cfg.n_heads : cfg.n_kv_heads;
@@ -105,20 +110,17 @@ void HeadInputGradSum::projection_into(int64_t layer, int stream, const at::Tens
 }
 
 at::Tensor HeadInputGradSum::norm_weights(int64_t layer, int stream) const {
-  const Layer& acc = acc_.at(layer);
-  if (acc.y.empty()) throw Error(ErrorCode::kInternal, "head input gradients: no run was added for this layer");
+  const Layer& acc = added(layer);
   return at::stack(acc.c[stream], 0);
 }
 
 at::Tensor HeadInputGradSum::norm_inputs(int64_t layer) const {
-  const Layer& acc = acc_.at(layer);
-  if (acc.y.empty()) throw Error(ErrorCode::kInternal, "head input gradients: no run was added for this layer");
+  const Layer& acc = added(layer);
   return at::stack(acc.y, 0);
 }
 
 at::Tensor HeadInputGradSum::sum(int64_t layer, int stream) const {
-  const Layer& acc = acc_.at(layer);
-  if (acc.y.empty()) throw Error(ErrorCode::kInternal, "head input gradients: no run was added for this layer");
+  const Layer& acc = added(layer);
   const int64_t n = acc.s[stream].size(0), D = model_.cfg_.d_model;
   const at::Tensor out = at::empty({n, acc.b, acc.t, D}, acc.s[stream].options().dtype(model_.dtype_));
   projection_into(layer, stream, out);

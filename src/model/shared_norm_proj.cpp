@@ -44,11 +44,7 @@ struct SharedNormProjFn : public torch::autograd::Function<SharedNormProjFn> {
     //   dx_n = r (ln_w * gh_n) - r y mean(ln_w * gh_n * y),
     // where mean(ln_w * gh_n * y) = go_n . (W_n (ln_w * y)) / D costs a projection, not a pass over gh.
     const at::Tensor y = (xf * r).reshape({B * T, D});                           // [BT,D]
-    // Computed at the first backward only: attribution pulls several cotangents back through one
-    // forward (retain_graph), and W (ln_w * y) depends on the forward alone.
-    if (!ctx->saved_data.count("wy"))
-      ctx->saved_data["wy"] = at::linear((ln_w.to(at::kFloat) * y).to(w.scalar_type()), w);
-    const at::Tensor wy = ctx->saved_data["wy"].toTensor();  // [BT,N*Dh]
+    const at::Tensor wy = at::linear((ln_w.to(at::kFloat) * y).to(w.scalar_type()), w);  // [BT,N*Dh]
     const at::Tensor dot = (go.to(at::kFloat) * wy.view({B * T, n, dh}).transpose(0, 1).to(at::kFloat))
                                .sum(-1, /*keepdim=*/true) / static_cast<double>(D);  // [N,BT,1]
     const at::Tensor rr = r.reshape({B * T, 1});
