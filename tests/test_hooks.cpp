@@ -68,6 +68,27 @@ TEST_CASE("activation shapes at every hook point", "[hooks]") {
   REQUIRE(cache.at("blocks.0.attn.hook_pattern")[0][0][0].narrow(0, 1, T - 1).abs().max().item<float>() == 0.0f);
 }
 
+TEST_CASE("head_results_into turns hook_z into hook_result", "[hooks]") {
+  c10::AutoGradMode no_grad(false);
+  auto m = cs_test::load_model("hf-ref/qwen3-tiny");  // Dh = 32 != D/H = 16
+  ActivationCache cache;
+  auto h = cache.attach(m->hooks(), {"blocks.*.attn.hook_z", "blocks.*.attn.hook_result"});
+  at::Tensor ids = at::cat({sample_ids(), sample_ids().flip(1)}, 0);  // [2,8]
+  (void)m->forward(ids);
+  const int64_t H = 4, D = 64;
+  for (int l = 0; l < 3; ++l) {
+    const std::string p = "blocks." + std::to_string(l) + ".attn.";
+    at::Tensor out = at::empty({H, 2, 8, D});
+    m->head_results_into(l, cache.at(p + "hook_z"), out);
+    cs_test::require_close(out.permute({1, 2, 0, 3}), cache.at(p + "hook_result"), 1e-5, 1e-5, p + "hook_result from hook_z");
+  }
+  at::Tensor out = at::empty({H, 2, 8, D});
+  REQUIRE_THROWS_AS(m->head_results_into(0, cache.at("blocks.0.attn.hook_result"), out), Error);  // not [B,T,H,Dh]
+  at::Tensor small = at::empty({H, 2, 7, D});
+  REQUIRE_THROWS_AS(m->head_results_into(0, cache.at("blocks.0.attn.hook_z"), small), Error);
+  REQUIRE_THROWS_AS(m->head_results_into(3, cache.at("blocks.0.attn.hook_z"), out), Error);
+}
+
 TEST_CASE("optional computation paths do not change the outputs", "[hooks]") {
   c10::AutoGradMode no_grad(false);
   auto m = cs_test::load_model("hf-ref/qwen3-tiny");
@@ -212,6 +233,24 @@ TEST_CASE("batched and padded rows equal the same sequences run alone", "[model]
     cs_test::require_close(lab[0], la[0], 1e-4, 0, "row 0 of the padded batch");
     cs_test::require_close(lab[1].narrow(0, 7, 5), lb[0], 1e-4, 0, "row 1 (left-padded) of the padded batch");
   }
+}
+
+TEST_CASE("logit_positions selects rows of the logits", "[model][invariants]") {
+  c10::AutoGradMode no_grad(false);
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
+  at::Tensor ids = at::cat({sample_ids(), sample_ids().flip(1)}, 0);  // [2,8]
+  at::Tensor mask = at::ones({2, 8}, at::kLong);
+  mask[1].narrow(0, 6, 2).fill_(0);
+  const at::Tensor full = m->forward(ids, mask);  // [2,8,V]
+  const at::Tensor pos = at::tensor({7, 0, 3, 5, 2, 2}, at::kLong).view({2, 3});
+  const at::Tensor got = m->forward(ids, mask, nullptr, {}, pos);
+  REQUIRE(got.sizes() == at::IntArrayRef({2, 3, full.size(2)}));
+  for (int b = 0; b < 2; ++b)
+    for (int p = 0; p < 3; ++p)
+      cs_test::require_close(got[b][p], full[b][pos[b][p].item<int64_t>()], 1e-6, 1e-6,
+                             "row " + std::to_string(b) + "," + std::to_string(p));
+  REQUIRE_THROWS_AS(m->forward(ids, mask, nullptr, {}, at::tensor({8, 0}, at::kLong).view({2, 1})), Error);
+  REQUIRE_THROWS_AS(m->forward(ids, mask, nullptr, {}, at::tensor({1, 2, 3}, at::kLong).view({3, 1})), Error);
 }
 
 TEST_CASE("write hooks stay active during generation", "[hooks][generate]") {

@@ -5,6 +5,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "circuitscope/dataset.hpp"
 #include "circuitscope/graph.hpp"
@@ -105,5 +107,12 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const std::ve
 // hook_embed, blocks.{l}.attn.hook_result, blocks.{l}.hook_mlp_out. Exposed for tests.
 at::Tensor upstream_activations(HookedTransformer& model, const Graph& graph, const at::Tensor& ids,
                                 const at::Tensor& attention_mask);
+
+// Wall-clock seconds per phase of eap_scores (cs::fwd, cs::bwd, cs::finish, ...), summed while
+// enabled, for benchmarks; phases nest (cs::heads_add is inside cs::post). Process-wide and not
+// thread-safe. On CUDA the phases' times are launch times unless the caller synchronizes.
+void set_phase_timing(bool on);
+// The sums since the last call, by phase name, in the order the phases first ran; resets them.
+std::vector<std::pair<std::string, double>> take_phase_times();
 
 }  // namespace circuitscope

@@ -61,11 +61,20 @@ class HookedTransformer {
   // input_ids [B,T] int64. attention_mask [B,S] (1 = real token) over cache + new positions,
   // optional: without it every position is real. position_ids [B,T] optional: by default they
   // follow the mask (left padding gets position 0 for its first real token, as in HF).
-  // Returns logits [B,T,V] in the compute dtype.
+  // Returns logits [B,T,V] in the compute dtype. With logit_positions [B,P] int64 (indices into
+  // the T new positions), only the logits at those positions, [B,P,V]: the unembedding is the
+  // largest single product of a forward pass with a large vocabulary, and a metric often reads a
+  // few positions. Every hook point still sees all T positions.
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {}, KVCache* cache = nullptr,
-                     const at::Tensor& position_ids = {});
+                     const at::Tensor& position_ids = {}, const at::Tensor& logit_positions = {});
 
   KVCache make_cache(int64_t batch, int64_t capacity) const;
+
+  // Each head's output in layer `layer` (what blocks.{layer}.attn.hook_result holds, without the
+  // output bias) from that layer's blocks.{layer}.attn.hook_z value z [B,T,H,Dh], written into
+  // `out`: contiguous, [H,B,T,D] elements, the compute dtype. Lets a caller capture hook_z (the
+  // model then keeps its fused output projection) and lay the results out as it needs them.
+  void head_results_into(int64_t layer, const at::Tensor& z, const at::Tensor& out) const;
 
   // HF-named parameters in the compute dtype (for saving toy checkpoints and training).
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
@@ -119,6 +128,7 @@ class HeadInputGradSum {
   void projection_into(int64_t layer, int stream, const at::Tensor& out) const;
   at::Tensor norm_weights(int64_t layer, int stream) const;  // [R,B*T,N] float32
   at::Tensor norm_inputs(int64_t layer) const;               // [R,B*T,D] compute dtype: each run's normalized layer input
+  const at::Tensor& norm_input(int64_t layer, int64_t run) const;  // [B*T,D]: run `run`'s part of norm_inputs, no copy
   int64_t runs(int64_t layer) const { return static_cast<int64_t>(acc_.at(layer).y.size()); }
   int64_t heads(int64_t layer, int stream) const { return acc_.at(layer).s[stream].defined() ? acc_.at(layer).s[stream].size(0) : 0; }
 

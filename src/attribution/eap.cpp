@@ -18,10 +18,55 @@
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
 
-// A named phase in profiler traces (`bench attribute --profile`); next to nothing when no profiler runs.
-#define CS_SCOPE(n) RECORD_FUNCTION(n, std::vector<c10::IValue>())
+// A named phase in profiler traces (`bench attribute --profile`) and in take_phase_times; next to
+// nothing when neither is on.
+#define CS_SCOPE(n)                                 \
+  RECORD_FUNCTION(n, std::vector<c10::IValue>()); \
+  const PhaseTimer cs_phase_timer_(n)
 
 namespace circuitscope {
+
+namespace {
+struct PhaseTimes {
+  bool on = false;
+  std::vector<std::pair<std::string, double>> sums;
+};
+PhaseTimes& phase_times() {
+  static PhaseTimes p;
+  return p;
+}
+
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(const char* name) : name_(phase_times().on ? name : nullptr) {
+    if (name_) t0_ = std::chrono::steady_clock::now();
+  }
+  PhaseTimer(const PhaseTimer&) = delete;
+  PhaseTimer& operator=(const PhaseTimer&) = delete;
+  ~PhaseTimer() {
+    if (!name_) return;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    auto& sums = phase_times().sums;
+    auto it = std::find_if(sums.begin(), sums.end(), [&](const auto& p) { return p.first == name_; });
+    if (it == sums.end())
+      sums.emplace_back(name_, s);
+    else
+      it->second += s;
+  }
+
+ private:
+  const char* name_;
+  std::chrono::steady_clock::time_point t0_;
+};
+}  // namespace
+
+void set_phase_timing(bool on) { phase_times().on = on; }
+
+std::vector<std::pair<std::string, double>> take_phase_times() {
+  std::vector<std::pair<std::string, double>> out;
+  out.swap(phase_times().sums);
+  return out;
+}
 
 MetricKind parse_metric(const std::string& s) {
   if (s == "logit-diff") return MetricKind::kLogitDiff;
@@ -109,120 +154,111 @@ struct RunActs {
   at::Tensor logits;  // [B,T,V]
 };
 
-const std::vector<std::string>& upstream_hooks() {
-  static const std::vector<std::string> k{"hook_embed", "blocks.*.attn.hook_result", "blocks.*.hook_mlp_out"};
-  return k;
-}
-
-RunActs assemble_upstream(const ActivationCache& cache, int64_t L, const at::Tensor& logits);
-
-RunActs run_upstream(HookedTransformer& model, const Graph& graph, const at::Tensor& ids, const at::Tensor& mask) {
-  c10::AutoGradMode no_grad(false);
-  const int64_t L = graph.spec().n_layers;
-  if (model.config().n_layers != L || model.config().n_heads != graph.spec().n_heads ||
-      model.config().n_kv_heads != graph.spec().n_kv_heads)
-    throw Error(ErrorCode::kInput, "graph shape (" + std::to_string(L) + " layers, " + std::to_string(graph.spec().n_heads) +
-                                       " heads, " + std::to_string(graph.spec().n_kv_heads) +
-                                       " kv heads) does not match the model's config");
-  ActivationCache cache;
-  at::Tensor logits;
-  {
-    auto h = cache.attach(model.hooks(), upstream_hooks());
-    CS_SCOPE("cs::upstream_fwd");
-    logits = model.forward(ids, mask);
-  }
-  return assemble_upstream(cache, L, logits);
-}
-
-RunActs assemble_upstream(const ActivationCache& cache, int64_t L, const at::Tensor& logits) {
-  RunActs out;
-  out.logits = logits;
-  // Stored node-major [U,B,T,D], so that delta_of's [U, B*T*D] matrix needs no further copy.
-  std::vector<at::Tensor> parts;
-  parts.reserve(2 * L + 1);
-  parts.push_back(cache.at("hook_embed").unsqueeze(0));
-  for (int64_t l = 0; l < L; ++l) {
-    const std::string p = "blocks." + std::to_string(l) + ".";
-    parts.push_back(cache.at(p + "attn.hook_result").permute({2, 0, 1, 3}));
-    parts.push_back(cache.at(p + "hook_mlp_out").unsqueeze(0));
-  }
-  out.acts = at::cat(parts, 0).permute({1, 2, 0, 3});  // [B,T,U,D] view
-  return out;
-}
-
-// Gradients of the metric with respect to every downstream node's input, summed over runs, laid
-// out for add_scores' GEMMs: block l < L holds layer l's q, k and v inputs, then the MLP of layer
-// l - 1; block L the final residual, then the last MLP. Each block is [N_l, B*T*D] in the compute
-// dtype; a segment names the downstream nodes of a run of rows. The heads' rows hold the
-// projection part of HeadInputGradSum; the norm's part is applied to the scores (norm_w, norm_y).
-struct DownGrads {
-  struct Segment {
-    int64_t first_down, n, vis;  // first downstream node, rows, upstream nodes that see them
-    int stream = -1;             // 0, 1, 2: a layer's q, k or v heads (with a norm term); -1: dense
-  };
-  std::vector<at::Tensor> blocks;  // undefined where no row is needed
-  std::vector<std::vector<Segment>> segments;
-  std::vector<std::array<at::Tensor, 3>> norm_w;  // per layer and stream [R,B*T,N] float32
-  at::Tensor norm_y;                              // [L,R,B*T,D] compute dtype
+// The logits that the runs of one batch compute: only the positions the metric reads (for logit-
+// and prob-diff and KL, each example's metric position; for the sequence metrics, the span from
+// the first to the last supervised position of any example), with the batch re-indexed to match.
+// The metric is unchanged: a run's logits at other positions do not enter it, and their gradient is
+// zero. It saves the unembedding's products and the [B,T,V] logits at the other positions.
+struct MetricRows {
+  at::Tensor pos;          // [B,P] int64 on the model's device
+  AttributionBatch batch;  // positions, target_ids and target_mask indexed into the P positions
 };
 
+MetricRows metric_rows(MetricKind metric, const AttributionBatch& b) {
+  MetricRows r;
+  r.batch = b;
+  const int64_t B = b.clean_ids.size(0);
+  const auto dev = b.clean_ids.device();
+  if (is_seq(metric)) {
+    const at::Tensor any_t = b.target_mask.ne(0).any(0).nonzero().view(-1);
+    const int64_t t0 = any_t.min().item<int64_t>(), span = any_t.max().item<int64_t>() - t0 + 1;
+    r.pos = at::arange(t0, t0 + span, at::TensorOptions().dtype(at::kLong).device(dev)).unsqueeze(0).expand({B, span});
+    r.batch.target_ids = b.target_ids.narrow(1, t0, span).contiguous();
+    r.batch.target_mask = b.target_mask.narrow(1, t0, span).contiguous();
+  } else {
+    r.pos = b.positions.to(dev, at::kLong).view({B, 1});
+    r.batch.positions = at::zeros({B}, r.pos.options());
+  }
+  return r;
+}
+
+// Hooks that write one run's upstream activations (hook_embed, each head's output from hook_z, and
+// hook_mlp_out), detached, into node-major storage [U,B,T,D], so that delta_of's [U, B*T*D] matrix
+// needs no further copy. Heads come from hook_z through the model's head_results_into: the model
+// keeps its fused output projection, and no [B,T,H,D] hook_result tensor is formed.
+class UpstreamCapture {
+ public:
+  UpstreamCapture(HookedTransformer& model, const Graph& graph) : model_(model), graph_(graph) {
+    const auto& c = model.config();
+    if (c.n_layers != graph.spec().n_layers || c.n_heads != graph.spec().n_heads || c.n_kv_heads != graph.spec().n_kv_heads)
+      throw Error(ErrorCode::kInput, "graph shape (" + std::to_string(graph.spec().n_layers) + " layers, " +
+                                         std::to_string(graph.spec().n_heads) + " heads, " +
+                                         std::to_string(graph.spec().n_kv_heads) + " kv heads) does not match the model's config");
+  }
+  // Add these hooks after any that change the points' values: they record what the run uses.
+  void attach(std::vector<HookHandle>& handles) {
+    HookManager& hm = model_.hooks();
+    handles.push_back(hm.add("hook_embed", [this](const at::Tensor& x, const HookContext&) {
+      c10::AutoGradMode no_grad(false);
+      buf_ = at::empty({graph_.n_upstream(), x.size(0), x.size(1), x.size(2)}, x.options());
+      buf_.select(0, 0).copy_(x.detach());
+      return x;
+    }));
+    handles.push_back(hm.add("blocks.*.attn.hook_z", [this](const at::Tensor& x, const HookContext& c) {
+      c10::AutoGradMode no_grad(false);
+      model_.head_results_into(c.layer, x, buf_.narrow(0, graph_.upstream_head(c.layer, 0), graph_.spec().n_heads));
+      return x;
+    }));
+    handles.push_back(hm.add("blocks.*.hook_mlp_out", [this](const at::Tensor& x, const HookContext& c) {
+      c10::AutoGradMode no_grad(false);
+      buf_.select(0, graph_.upstream_mlp(c.layer)).copy_(x.detach());
+      return x;
+    }));
+  }
+  RunActs take(const at::Tensor& logits) {
+    if (!buf_.defined()) throw Error(ErrorCode::kInternal, "upstream capture: the run did not reach hook_embed");
+    RunActs out;
+    out.acts = buf_.permute({1, 2, 0, 3});  // [B,T,U,D] view
+    out.logits = logits;
+    buf_ = at::Tensor();
+    return out;
+  }
+
+ private:
+  HookedTransformer& model_;
+  const Graph& graph_;
+  at::Tensor buf_;  // [U,B,T,D]
+};
+
+// logit_pos: the positions whose logits the run computes (see MetricRows); all when undefined.
+RunActs run_upstream(HookedTransformer& model, const Graph& graph, const at::Tensor& ids, const at::Tensor& mask,
+                     const at::Tensor& logit_pos) {
+  c10::AutoGradMode no_grad(false);
+  UpstreamCapture cap(model, graph);
+  at::Tensor logits;
+  {
+    std::vector<HookHandle> h;
+    cap.attach(h);
+    CS_SCOPE("cs::upstream_fwd");
+    logits = model.forward(ids, mask, nullptr, {}, logit_pos);
+  }
+  return cap.take(logits);
+}
+
 // The running sums of a method's gradient runs: the heads' q/k/v inputs through the model's
-// HeadInputGradSum (formed once, in finish), the MLP inputs and the final residual as tensors.
+// HeadInputGradSum, the MLP inputs and the final residual as tensors. add_scores turns them into
+// scores.
 class GradSum {
  public:
   explicit GradSum(const HookedTransformer& model) : heads_(model), mlp_(model.config().n_layers) {}
   HeadInputGradSum& heads() { return heads_; }
   void add_dense(int64_t l, const at::Tensor& g) { add_to(mlp_[l], g); }
   void add_logits(const at::Tensor& g) { add_to(logits_, g); }
-  // The blocks whose rows some upstream node >= r0 sees.
-  DownGrads finish(const Graph& graph, int64_t r0 = 0) const {
-    CS_SCOPE("cs::finish");
-    const int64_t L = graph.spec().n_layers, nkv = graph.kv_nodes_per_layer(), H = graph.spec().n_heads;
-    DownGrads d;
-    d.norm_w.resize(L);
-    std::vector<at::Tensor> ys;
-    for (int64_t l = 0; l < L; ++l) ys.push_back(heads_.norm_inputs(l));
-    d.norm_y = at::stack(ys, 0);
-    for (int64_t l = 0; l <= L; ++l) {
-      std::vector<DownGrads::Segment> seg;
-      auto push = [&](int64_t first, int64_t n) { seg.push_back({first, n, graph.downstream()[first].n_visible}); };
-      if (l < L) {
-        push(graph.downstream_q(l, 0), H);
-        push(graph.downstream_k(l, 0), nkv);
-        push(graph.downstream_v(l, 0), nkv);
-      } else {
-        push(graph.downstream_logits(), 1);
-      }
-      if (l > 0) push(graph.downstream_mlp(l - 1), 1);
-      int64_t rows = 0, vis = 0;
-      for (const auto& sg : seg) {
-        rows += sg.n;
-        vis = std::max(vis, sg.vis);
-      }
-      at::Tensor block;
-      if (vis > r0) {
-        const at::Tensor& like = l < L ? mlp_[l] : logits_;  // [B,T,D], compute dtype
-        block = at::empty({rows, like.numel()}, like.options());
-        int64_t c0 = 0;
-        for (size_t i = 0; i < seg.size(); ++i) {
-          const at::Tensor rows_i = block.narrow(0, c0, seg[i].n);
-          if (l < L && i < 3) {
-            const int s = static_cast<int>(i);
-            if (heads_.heads(l, s) != seg[i].n) throw Error(ErrorCode::kInternal, "head gradients have the wrong number of nodes");
-            heads_.projection_into(l, s, rows_i);
-            seg[i].stream = s;
-            d.norm_w[l][i] = heads_.norm_weights(l, s);
-          } else {
-            rows_i.copy_((seg[i].first_down == graph.downstream_logits() ? logits_ : mlp_[l - 1]).reshape({1, -1}));
-          }
-          c0 += seg[i].n;
-        }
-      }
-      d.blocks.push_back(block);
-      d.segments.push_back(std::move(seg));
-    }
-    return d;
-  }
+
+  // scores[r0:r1, v] += scale * sum over b,t,d of delta[u,b,t,d] g_v[b,t,d] for every downstream
+  // node v that sees the rows (u < v's n_visible); g_v is the summed gradient at v's input. delta is
+  // [U, B*T*D], contiguous.
+  void add_scores(at::Tensor& scores, const at::Tensor& delta, const Graph& graph, double scale, int64_t r0, int64_t r1) const;
 
  private:
   static void add_to(at::Tensor& acc, const at::Tensor& g) {
@@ -236,6 +272,100 @@ class GradSum {
   std::vector<at::Tensor> mlp_;
   at::Tensor logits_;
 };
+
+// Block by block: block l < L holds the gradients at layer l's q, k and v inputs, then the MLP of
+// layer l - 1; block L the final residual, then the last MLP. Each block is formed as [N_l, B*T*D]
+// in the compute dtype into one buffer that every block reuses (fresh memory of that size costs
+// more in first-touch page faults than forming it), then one GEMM gives the products with the
+// rows that see it (the previous MLP sees one row fewer: the products it does not see are
+// dropped). The heads' rows hold the projection part of HeadInputGradSum; the norm's part enters
+// the scores through P below.
+void GradSum::add_scores(at::Tensor& scores, const at::Tensor& delta, const Graph& graph, double scale, int64_t r0,
+                         int64_t r1) const {
+  CS_SCOPE("cs::add_scores");
+  const int64_t L = graph.spec().n_layers, nkv = graph.kv_nodes_per_layer(), H = graph.spec().n_heads;
+  const at::Tensor& like = logits_;  // [B,T,D], compute dtype
+  if (!like.defined()) throw Error(ErrorCode::kInternal, "add_scores: no gradient run was added");
+  const int64_t D = like.size(-1), BT = like.numel() / D, R = heads_.runs(0);
+  struct Segment {
+    int64_t first_down, n, vis;  // first downstream node, rows, upstream nodes that see them
+    int stream;                  // 0, 1, 2: a layer's q, k or v heads (with a norm term); -1: dense
+  };
+  std::vector<std::vector<Segment>> blocks(L + 1);
+  int64_t p_rows = 0, max_rows = 0;
+  for (int64_t l = 0; l <= L; ++l) {
+    auto& seg = blocks[l];
+    auto push = [&](int64_t first, int64_t n, int stream) { seg.push_back({first, n, graph.downstream()[first].n_visible, stream}); };
+    if (l < L) {
+      push(graph.downstream_q(l, 0), H, 0);
+      push(graph.downstream_k(l, 0), nkv, 1);
+      push(graph.downstream_v(l, 0), nkv, 2);
+    } else {
+      push(graph.downstream_logits(), 1, -1);
+    }
+    if (l > 0) push(graph.downstream_mlp(l - 1), 1, -1);
+    int64_t rows = 0;
+    for (const auto& sg : seg) {
+      rows += sg.n;
+      if (sg.stream >= 0) p_rows = std::max(p_rows, std::min(sg.vis, r1) - r0);
+    }
+    max_rows = std::max(max_rows, rows);
+  }
+  // The norm's part of the heads' gradients, sum over runs r of w[r,bt,n] y_{l,r}[bt,:], enters
+  // each score through P[bt, u, l*R + r] = delta[u,bt,:] . y_{l,r}[bt,:]: one batched product over
+  // positions for every layer and run, instead of the [N,B*T,D] terms themselves.
+  at::Tensor P;  // [BT, p_rows, L*R] float32
+  if (p_rows > 0) {
+    CS_SCOPE("cs::norm_term");
+    const at::Tensor y = at::empty({BT, L * R, D}, delta.options());
+    for (int64_t l = 0; l < L; ++l) {
+      if (heads_.runs(l) != R) throw Error(ErrorCode::kInternal, "add_scores: layers disagree on the number of runs");
+      for (int64_t r = 0; r < R; ++r) y.select(1, l * R + r).copy_(heads_.norm_input(l, r));
+    }
+    const at::Tensor dt = delta.narrow(0, r0, p_rows).view({p_rows, BT, D}).transpose(0, 1);  // [BT,rows,D]
+    P = at::bmm(dt, y.transpose(1, 2)).to(at::kFloat);
+  }
+  at::Tensor buffer = at::empty({max_rows, BT * D}, like.options());
+  for (int64_t b = 0; b <= L; ++b) {
+    const auto& segs = blocks[b];
+    int64_t hi = 0, rows = 0;
+    for (const auto& sg : segs) {
+      hi = std::max(hi, std::min(sg.vis, r1));
+      rows += sg.n;
+    }
+    if (hi <= r0) continue;
+    at::Tensor block = buffer.narrow(0, 0, rows);
+    {
+      CS_SCOPE("cs::form_block");
+      int64_t c0 = 0;
+      for (const auto& sg : segs) {
+        const at::Tensor rows_i = block.narrow(0, c0, sg.n);
+        if (sg.stream >= 0) {
+          if (heads_.heads(b, sg.stream) != sg.n) throw Error(ErrorCode::kInternal, "head gradients have the wrong number of nodes");
+          heads_.projection_into(b, sg.stream, rows_i);
+        } else {
+          rows_i.copy_((sg.first_down == graph.downstream_logits() ? logits_ : mlp_[b - 1]).reshape({1, -1}));
+        }
+        c0 += sg.n;
+      }
+    }
+    at::Tensor prod = at::matmul(delta.narrow(0, r0, hi - r0), block.to(delta.scalar_type()).t()).to(at::kFloat);
+    int64_t c0 = 0;
+    for (const auto& sg : segs) {
+      const int64_t top = std::min(sg.vis, r1);
+      if (top > r0) {
+        at::Tensor part = prod.narrow(0, 0, top - r0).narrow(1, c0, sg.n);
+        if (sg.stream >= 0) {
+          // [rows, R*BT] x [R*BT, n]
+          const at::Tensor pl = P.narrow(1, 0, top - r0).narrow(2, b * R, R).permute({1, 2, 0}).reshape({top - r0, R * BT});
+          part.sub_(at::mm(pl, heads_.norm_weights(b, sg.stream).reshape({R * BT, sg.n})));
+        }
+        scores.narrow(0, r0, top - r0).narrow(1, sg.first_down, sg.n).add_(part, scale);
+      }
+      c0 += sg.n;
+    }
+  }
+}
 
 using Grad = torch::autograd::variable_list;
 
@@ -254,7 +384,7 @@ struct Replace {
 // With `capture`, the run's upstream activations and logits (detached) are stored there too, so a
 // gradient run on the clean or the corrupted input doubles as that input's forward run. Without
 // clean_logits (KL metrics), the run's own logits are the reference.
-void gradient_run(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch, const at::Tensor& ids,
+void gradient_run(HookedTransformer& model, const Graph& graph, const MetricRows& rows, const at::Tensor& ids,
                   const at::Tensor& mask, const Replace& rep, const at::Tensor& clean_logits, const EapOptions& opts,
                   GradSum& sum, RunActs* capture = nullptr) {
   c10::AutoGradMode grad_on(true);
@@ -307,14 +437,15 @@ void gradient_run(HookedTransformer& model, const Graph& graph, const Attributio
     handles.push_back(hm.add("blocks.*.attn.hook_pattern", read(pat)));
     handles.push_back(hm.add("blocks.*.attn.hook_z", store(z)));
   }
-  ActivationCache up_cache;
-  if (capture) handles.push_back(up_cache.attach(hm, upstream_hooks()));
+  UpstreamCapture up(model, graph);
+  if (capture) up.attach(handles);
   at::Tensor logits;
-  { CS_SCOPE("cs::fwd"); logits = model.forward(ids, mask); }
+  { CS_SCOPE("cs::fwd"); logits = model.forward(ids, mask, nullptr, {}, rows.pos); }
   handles.clear();  // the captured tensors stay alive; the hooks are no longer needed
-  if (capture) *capture = assemble_upstream(up_cache, L, logits.detach());
+  if (capture) *capture = up.take(logits.detach());
 
-  at::Tensor metric = metric_per_example(opts.metric, logits, batch, clean_logits.defined() ? clean_logits : logits.detach()).mean();
+  at::Tensor metric =
+      metric_per_example(opts.metric, logits, rows.batch, clean_logits.defined() ? clean_logits : logits.detach()).mean();
   if (opts.loss) metric = -metric;
 
   // Inputs: per layer hook_q, then hook_k and hook_v (per kv head) or scores and z (per query
@@ -339,8 +470,8 @@ void gradient_run(HookedTransformer& model, const Graph& graph, const Attributio
   for (int64_t l = 0; l < L; ++l) {
     const at::Tensor gq = or_zeros(g[i++], q[l]);
     at::Tensor gk, gv;
-    CS_SCOPE("cs::post");
     if (per_q) {
+      CS_SCOPE("cs::post");
       // Each query head's own use of its kv head's key and value (the "ungrouped" gradients):
       // d(metric)/d(rot_k) through head h = scale * sum_t dM/dscores[h,t,s] rot_q[t,h], pulled back
       // through RoPE to hook_k one group member at a time; d(metric)/d(v) through head h =
@@ -422,56 +553,12 @@ at::Tensor metric_per_example(MetricKind kind, const at::Tensor& logits, const A
 
 at::Tensor upstream_activations(HookedTransformer& model, const Graph& graph, const at::Tensor& ids,
                                 const at::Tensor& attention_mask) {
-  return run_upstream(model, graph, ids, attention_mask).acts;
+  // The logits are not needed: the cheapest row.
+  const at::Tensor one = at::zeros({ids.size(0), 1}, at::TensorOptions().dtype(at::kLong).device(model.device()));
+  return run_upstream(model, graph, ids, attention_mask, one).acts;
 }
 
 namespace {
-
-// scores[r0:r1, v] += scale * sum over b,t,d of delta[u,b,t,d] g_v[b,t,d] for every downstream node
-// v that sees the rows (u < v's n_visible). delta is [U, B*T*D], contiguous. One GEMM per block: the
-// rows that layer l's q/k/v inputs see, against those inputs' gradients and the previous MLP's
-// (which sees one row fewer: the products for the rows it does not see are dropped).
-void add_scores(at::Tensor& scores, const at::Tensor& delta, const DownGrads& grads, double scale, int64_t r0, int64_t r1) {
-  CS_SCOPE("cs::add_scores");
-  // The norm's part of the heads' gradients, sum over runs r of w[r,bt,n] y_{l,r}[bt,:], enters
-  // each score through P[bt, u, l*R + r] = delta[u,bt,:] . y_{l,r}[bt,:]: one batched product
-  // over positions for every layer and run, instead of the [N,B*T,D] terms themselves.
-  const int64_t L = grads.norm_y.size(0), R = grads.norm_y.size(1), BT = grads.norm_y.size(2), D = grads.norm_y.size(3);
-  int64_t p_rows = 0;
-  for (const auto& segs : grads.segments)
-    for (const auto& sg : segs)
-      if (sg.stream >= 0) p_rows = std::max(p_rows, std::min(sg.vis, r1) - r0);
-  at::Tensor P;  // [BT, p_rows, L*R]
-  if (p_rows > 0) {
-    const at::Tensor dt = delta.narrow(0, r0, p_rows).view({p_rows, BT, D}).transpose(0, 1);  // [BT,rows,D]
-    const at::Tensor yt = grads.norm_y.view({L * R, BT, D}).permute({1, 2, 0}).to(delta.scalar_type());  // [BT,D,L*R]
-    P = at::bmm(dt, yt);
-  }
-  for (size_t b = 0; b < grads.blocks.size(); ++b) {
-    const auto& segs = grads.segments[b];
-    int64_t hi = 0;
-    for (const auto& sg : segs) hi = std::max(hi, std::min(sg.vis, r1));
-    if (hi <= r0) continue;
-    const at::Tensor& g = grads.blocks[b];
-    if (!g.defined()) throw Error(ErrorCode::kInternal, "add_scores: a needed gradient block was not formed");
-    at::Tensor prod = at::matmul(delta.narrow(0, r0, hi - r0), g.to(delta.scalar_type()).t()).to(at::kFloat);
-    int64_t c0 = 0;
-    for (const auto& sg : segs) {
-      const int64_t top = std::min(sg.vis, r1);
-      if (top > r0) {
-        at::Tensor part = prod.narrow(0, 0, top - r0).narrow(1, c0, sg.n);
-        if (sg.stream >= 0) {
-          // [rows, R*BT] x [R*BT, n]
-          const at::Tensor pl = P.narrow(1, 0, top - r0).narrow(2, static_cast<int64_t>(b) * R, R).permute({1, 2, 0})
-                                    .reshape({top - r0, R * BT}).to(at::kFloat);
-          part.sub_(at::mm(pl, grads.norm_w[b][sg.stream].reshape({R * BT, sg.n})));
-        }
-        scores.narrow(0, r0, top - r0).narrow(1, sg.first_down, sg.n).add_(part, scale);
-      }
-      c0 += sg.n;
-    }
-  }
-}
 
 // (z_u(clean) - z_u(corrupted)) as [U, B*T*D] (contiguous, for add_scores' GEMMs): float32 for
 // float32 models; in the compute dtype otherwise (the GEMMs accumulate in float32 and their results
@@ -496,6 +583,7 @@ struct Stopwatch {
 }  // namespace
 
 EapResult eap_scores(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch_in, const EapOptions& opts) {
+  CS_SCOPE("cs::batch");
   check_batch(model, batch_in, opts.metric);
   if (opts.ig_steps < 0) throw Error(ErrorCode::kUsage, "ig steps must be >= 0; found " + std::to_string(opts.ig_steps));
   if (opts.clean_corrupted && opts.ig_steps != 0)
@@ -517,13 +605,14 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
   // corrupted run whenever both runs have the same mask (equal lengths).
   const bool same_masks = (!clean_mask.defined() && !batch.corrupted_mask.defined()) ||
                           (clean_mask.defined() && batch.corrupted_mask.defined() && at::equal(clean_mask, batch.corrupted_mask));
+  const MetricRows rows = metric_rows(opts.metric, batch);
   Stopwatch sw;
 
   // Forward runs that no gradient run stands in for (EAP's and clean-corrupted's gradient runs
   // are themselves the clean and the corrupted run).
   RunActs clean, corr;
-  if (ig_inputs || ig_acts) clean = run_upstream(model, graph, ids, clean_mask);
-  if (ig_acts || (ig_inputs && !same_masks)) corr = run_upstream(model, graph, batch.corrupted_ids, batch.corrupted_mask);
+  if (ig_inputs || ig_acts) clean = run_upstream(model, graph, ids, clean_mask, rows.pos);
+  if (ig_acts || (ig_inputs && !same_masks)) corr = run_upstream(model, graph, batch.corrupted_ids, batch.corrupted_mask, rows.pos);
   const double t_fwd = sw.lap();
 
   GradSum sum(model);
@@ -551,30 +640,30 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
       GradSum group(model);
       for (int k = 1; k <= opts.ig_steps; ++k) {
         const double a = static_cast<double>(k) / opts.ig_steps;
-        gradient_run(model, graph, batch, ids, clean_mask, {hook, zx + a * (zc - zx)}, clean.logits, opts, group);
+        gradient_run(model, graph, rows, ids, clean_mask, {hook, zx + a * (zc - zx)}, clean.logits, opts, group);
       }
       c10::AutoGradMode no_grad(false);
-      add_scores(scores, d, group.finish(graph, r0), inv_steps, r0, r0 + n);
+      group.add_scores(scores, d, graph, inv_steps, r0, r0 + n);
     }
   } else if (opts.clean_corrupted) {
-    gradient_run(model, graph, batch, ids, clean_mask, {}, {}, opts, sum, &clean);
-    gradient_run(model, graph, batch, batch.corrupted_ids, batch.corrupted_mask, {}, clean.logits, opts, sum, &corr);
+    gradient_run(model, graph, rows, ids, clean_mask, {}, {}, opts, sum, &clean);
+    gradient_run(model, graph, rows, batch.corrupted_ids, batch.corrupted_mask, {}, clean.logits, opts, sum, &corr);
     n_runs = 2;
   } else if (!ig_inputs) {
-    gradient_run(model, graph, batch, ids, clean_mask, {}, {}, opts, sum, &clean);
-    corr = run_upstream(model, graph, batch.corrupted_ids, batch.corrupted_mask);
+    gradient_run(model, graph, rows, ids, clean_mask, {}, {}, opts, sum, &clean);
+    corr = run_upstream(model, graph, batch.corrupted_ids, batch.corrupted_mask, rows.pos);
   } else {
     n_runs = opts.ig_steps;
     const at::Tensor e_clean = clean.acts.select(2, 0);
     for (int k = 0; k < opts.ig_steps; ++k) {
       if (k == 0 && same_masks) {
         // The corrupted input itself, which also records the corrupted run.
-        gradient_run(model, graph, batch, batch.corrupted_ids, clean_mask, {}, clean.logits, opts, sum, &corr);
+        gradient_run(model, graph, rows, batch.corrupted_ids, clean_mask, {}, clean.logits, opts, sum, &corr);
         continue;
       }
       const double a = static_cast<double>(k) / opts.ig_steps;
       const at::Tensor e_corr = corr.acts.select(2, 0);
-      gradient_run(model, graph, batch, ids, clean_mask, {"hook_embed", e_corr + a * (e_clean - e_corr)}, clean.logits,
+      gradient_run(model, graph, rows, ids, clean_mask, {"hook_embed", e_corr + a * (e_clean - e_corr)}, clean.logits,
                    opts, sum);
     }
   }
@@ -584,13 +673,13 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
   res.n_examples = batch.clean_ids.size(0);
   {
     c10::AutoGradMode no_grad(false);
-    res.metric_clean = sign * metric_per_example(opts.metric, clean.logits, batch, clean.logits).mean().item<double>();
-    res.metric_corrupted = sign * metric_per_example(opts.metric, corr.logits, batch, clean.logits).mean().item<double>();
+    res.metric_clean = sign * metric_per_example(opts.metric, clean.logits, rows.batch, clean.logits).mean().item<double>();
+    res.metric_corrupted = sign * metric_per_example(opts.metric, corr.logits, rows.batch, clean.logits).mean().item<double>();
     if (!ig_acts) {
       // Scores in float32: delta [B,T,U,D] against each downstream node's averaged gradient.
       const at::Tensor d = delta_of(clean, corr);
       scores = at::zeros({U, graph.n_downstream()}, d.options().dtype(at::kFloat));
-      add_scores(scores, d, sum.finish(graph), 1.0 / n_runs, 0, U);
+      sum.add_scores(scores, d, graph, 1.0 / n_runs, 0, U);
     }
   }
   res.scores = scores.to(at::kCPU);

@@ -119,6 +119,14 @@ at::Tensor HeadInputGradSum::norm_inputs(int64_t layer) const {
   return at::stack(acc.y, 0);
 }
 
+const at::Tensor& HeadInputGradSum::norm_input(int64_t layer, int64_t run) const {
+  const Layer& acc = added(layer);
+  if (run < 0 || run >= static_cast<int64_t>(acc.y.size()))
+    throw Error(ErrorCode::kInternal, "head input gradients: run " + std::to_string(run) + " of " +
+                                          std::to_string(acc.y.size()) + " added");
+  return acc.y[run];
+}
+
 at::Tensor HeadInputGradSum::sum(int64_t layer, int stream) const {
   const Layer& acc = added(layer);
   const int64_t n = acc.s[stream].size(0), D = model_.cfg_.d_model;

@@ -334,8 +334,28 @@ at::Tensor HookedTransformer::attention(int64_t l, const at::Tensor& resid, cons
   return at::linear(z.reshape({B, T, H * Dh}), w.wo, w.bo);
 }
 
+void HookedTransformer::head_results_into(int64_t l, const at::Tensor& z, const at::Tensor& out) const {
+  const int64_t D = cfg_.d_model, H = cfg_.n_heads, Dh = cfg_.head_dim;
+  if (l < 0 || l >= cfg_.n_layers)
+    throw Error(ErrorCode::kUsage, "head results: layer " + std::to_string(l) + " out of range [0," +
+                                       std::to_string(cfg_.n_layers) + ")");
+  if (z.dim() != 4 || z.size(2) != H || z.size(3) != Dh)
+    throw Error(ErrorCode::kUsage, "head results: hook_z value has shape " + shape_str(z.sizes()) + "; expected [B,T," +
+                                       std::to_string(H) + "," + std::to_string(Dh) + "]");
+  const int64_t BT = z.size(0) * z.size(1);
+  if (!out.is_contiguous() || out.numel() != H * BT * D || out.scalar_type() != dtype_ || out.device() != z.device())
+    throw Error(ErrorCode::kUsage, "head results: the output must be a contiguous tensor of [" + std::to_string(H) + "," +
+                                       shape_str(z.sizes().slice(0, 2)) + "," + std::to_string(D) +
+                                       "] elements in the compute dtype on the model's device; found " +
+                                       shape_str(out.sizes()) + (out.is_contiguous() ? "" : " (not contiguous)"));
+  const at::Tensor zh = z.detach().to(dtype_).permute({2, 0, 1, 3}).reshape({H, BT, Dh});
+  const at::Tensor wo_h = layers_[l].wo.view({D, H, Dh}).permute({1, 2, 0});  // [H,Dh,D]
+  at::Tensor o = out.view({H, BT, D});
+  at::bmm_out(o, zh, wo_h);
+}
+
 at::Tensor HookedTransformer::forward(const at::Tensor& input_ids_in, const at::Tensor& attention_mask_in, KVCache* cache,
-                                      const at::Tensor& position_ids_in) {
+                                      const at::Tensor& position_ids_in, const at::Tensor& logit_positions_in) {
   if (input_ids_in.dim() != 2)
     throw Error(ErrorCode::kInput, "input_ids must be [batch, pos]; found shape " + shape_str(input_ids_in.sizes()));
   at::Tensor ids = input_ids_in.to(device_, at::kLong);
@@ -350,6 +370,15 @@ at::Tensor HookedTransformer::forward(const at::Tensor& input_ids_in, const at::
                                          std::to_string(b) + ", position " + std::to_string(t) +
                                          " is out of range: vocab_size is " + std::to_string(cfg_.vocab_size));
     }
+  }
+  at::Tensor logit_pos;  // [B,P]
+  if (logit_positions_in.defined()) {
+    if (logit_positions_in.dim() != 2 || logit_positions_in.size(0) != B)
+      throw Error(ErrorCode::kInput, "logit_positions has shape " + shape_str(logit_positions_in.sizes()) + "; expected [" +
+                                         std::to_string(B) + ",P]");
+    logit_pos = logit_positions_in.to(device_, at::kLong);
+    if (logit_pos.numel() > 0 && (logit_pos.min().item<int64_t>() < 0 || logit_pos.max().item<int64_t>() >= T))
+      throw Error(ErrorCode::kInput, "logit_positions: a position is outside [0," + std::to_string(T) + ")");
   }
   const int64_t offset = cache ? cache->length : 0;
   const int64_t S = offset + T;
@@ -406,6 +435,10 @@ at::Tensor HookedTransformer::forward(const at::Tensor& input_ids_in, const at::
   }
   if (cache) cache->length += T;
   at::Tensor normed = hooks_.apply(kHookLnFinal, rms_norm(x, final_norm_), offset);
+  if (logit_pos.defined()) {
+    const int64_t P = logit_pos.size(1), D = normed.size(2);
+    normed = normed.gather(1, logit_pos.view({B, P, 1}).expand({B, P, D}));
+  }
   return at::linear(normed, lm_head_);
 }
 
