@@ -563,10 +563,18 @@ namespace {
 // (z_u(clean) - z_u(corrupted)) as [U, B*T*D] (contiguous, for add_scores' GEMMs): float32 for
 // float32 models; in the compute dtype otherwise (the GEMMs accumulate in float32 and their results
 // are added to float32 scores), which halves the largest buffer of a bf16 run.
-at::Tensor delta_of(const RunActs& clean, const RunActs& corr) {
+// With in_place, the difference overwrites the clean run's activations (their node-major storage
+// is what the GEMMs need), saving a buffer as large as the two runs' activations each.
+at::Tensor delta_of(RunActs& clean, const RunActs& corr, bool in_place) {
   c10::AutoGradMode no_grad(false);
   CS_SCOPE("cs::delta");
-  const at::Tensor d = (clean.acts - corr.acts).permute({2, 0, 1, 3}).contiguous();  // [U,B,T,D]
+  at::Tensor d = clean.acts.permute({2, 0, 1, 3});  // [U,B,T,D]
+  if (in_place && d.is_contiguous()) {
+    d.sub_(corr.acts.permute({2, 0, 1, 3}));
+    clean.acts = at::Tensor();  // no longer the clean activations
+  } else {
+    d = (d - corr.acts.permute({2, 0, 1, 3})).contiguous();
+  }
   return d.view({d.size(0), -1});
 }
 
@@ -622,7 +630,7 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
     // Each upstream group (the embeddings, one layer's heads, one MLP) interpolated in its own m runs.
     const auto& s = graph.spec();
     const int64_t L = s.n_layers, H = s.n_heads;
-    const at::Tensor d = delta_of(clean, corr);
+    const at::Tensor d = delta_of(clean, corr, /*in_place=*/false);  // the runs below interpolate the activations
     scores = at::zeros({U, graph.n_downstream()}, d.options().dtype(at::kFloat));
     const double inv_steps = 1.0 / opts.ig_steps;
     for (int64_t gi = 0; gi < 2 * L + 1; ++gi) {
@@ -677,7 +685,7 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
     res.metric_corrupted = sign * metric_per_example(opts.metric, corr.logits, rows.batch, clean.logits).mean().item<double>();
     if (!ig_acts) {
       // Scores in float32: delta [B,T,U,D] against each downstream node's averaged gradient.
-      const at::Tensor d = delta_of(clean, corr);
+      const at::Tensor d = delta_of(clean, corr, /*in_place=*/true);
       scores = at::zeros({U, graph.n_downstream()}, d.options().dtype(at::kFloat));
       sum.add_scores(scores, d, graph, 1.0 / n_runs, 0, U);
     }
