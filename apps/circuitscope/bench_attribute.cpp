@@ -127,18 +127,11 @@ int run_bench_attribute(const BenchAttributeOptions& o) {
     spdlog::info("wrote chrome traces of one EAP-IG({}) batch to {} and of one floor run to {}.floor", o.ig_steps, o.profile,
                  o.profile);
   }
-  std::vector<std::pair<std::string, double>> phases;  // summed over the timed EAP-IG runs
+  // The phase sums accumulate over the timed EAP-IG runs (read once, after the last).
   auto run_ig_phases = [&] {
     set_phase_timing(true);
     run_ig();
     set_phase_timing(false);
-    for (const auto& [name, s] : take_phase_times()) {
-      auto it = std::find_if(phases.begin(), phases.end(), [&](const auto& p) { return p.first == name; });
-      if (it == phases.end())
-        phases.emplace_back(name, s);
-      else
-        it->second += s;
-    }
   };
   std::vector<double> tf, te, ti;
   // Per iteration, EAP-IG against the floor measured just before and just after it, in wall and in
@@ -183,7 +176,7 @@ int run_bench_attribute(const BenchAttributeOptions& o) {
   std::printf("  EAP-IG(%d) per iteration against that floor: median ratio %.3f (wall)\n", o.ig_steps, median_of(ratio_rows));
   std::printf("  EAP-IG(%d) phases, mean wall seconds per batch (cs::batch is the whole call; cs::heads_add is not in cs::post):\n",
               o.ig_steps);
-  for (const auto& [name, s] : phases)
+  for (const auto& [name, s] : take_phase_times())
     std::printf("    %-18s %8.3f s  (%.3f floors)\n", name.c_str(), s / o.iters, s / o.iters / fm);
   if (dev.is_cuda())
     std::printf("  peak memory: not measured on CUDA yet\n");
