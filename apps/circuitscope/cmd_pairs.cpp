@@ -2,7 +2,6 @@
 // circuitscope pairs --numeric --prompts F --out pairs.jsonl [--tokenizer DIR] [--form answer|continuation]
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -141,17 +140,15 @@ int run_pairs(const PairsOptions& o) {
   gopts.sampling.seed = o.seed;
 
   const int64_t n = static_cast<int64_t>(items.size());
-  const auto t0 = std::chrono::steady_clock::now();
+  EtaLog eta("pairs", "prompts (both models)");
   auto openings_of = [&](const std::string& dir, const Tokenizer& tok, const TokenizerConfig& cfg, const char* role,
                          int64_t done_before) {
+    spdlog::info("pairs: model {} ({}): generating openings", role, dir);
     auto model = HookedTransformer::from_pretrained(dir, {o.dtype, o.device});
     OpeningOptions g = gopts;
     g.stop_ids = end_of_turn_ids(*model, tok, cfg);
     return generate_openings(*model, tok, cfg, users, g, [&](int64_t done) {
-      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const int64_t all_done = done_before + done;
-      const double eta = el / static_cast<double>(all_done) * static_cast<double>(2 * n - all_done);
-      spdlog::info("pairs: {} {} {}/{} prompts | {} elapsed, ETA {}", role, dir, done, n, format_duration(el), format_duration(eta));
+      eta(static_cast<size_t>(done_before + done), static_cast<size_t>(2 * n));
     });
   };
   spdlog::info("pairs: {} prompt(s), {} opening(s) of up to {} token(s), think {}", n,
