@@ -241,8 +241,8 @@ TEST_CASE("EAP rejects malformed batches with a message naming the problem", "[a
 }
 
 TEST_CASE("EAP-IG in bfloat16 agrees with float32", "[attribution]") {
-  auto m32 = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
-  auto m16 = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny", {"bf16", "cpu"});
+  auto m32 = cs_test::load_model("hf-tiny/qwen2-tiny");
+  auto m16 = cs_test::load_model("hf-tiny/qwen2-tiny", "bf16");
   const AttributionBatch b = cs_test::make_batch();
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   for (MetricKind kind : {MetricKind::kLogitDiff, MetricKind::kKl}) {

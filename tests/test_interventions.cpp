@@ -34,7 +34,7 @@ at::Tensor acts(HookedTransformer& m, const Graph& g, const std::vector<int64_t>
 }  // namespace
 
 TEST_CASE("mean activations: over real tokens - overall and per position", "[attribution][interventions]") {
-  auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   const auto ex = examples();
   for (MeanSource src : {MeanSource::kClean, MeanSource::kCorrupted}) {
@@ -56,7 +56,7 @@ TEST_CASE("mean activations: over real tokens - overall and per position", "[att
 
 TEST_CASE("mean interventions on one example equal patching - an empty circuit under the mean is every node at its mean",
           "[attribution][interventions]") {
-  auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerKvHead});
   const auto ex = examples();
   std::vector<EdgeMask> masks;

@@ -19,7 +19,7 @@ TEST_CASE("node patching: a layer's heads together = its attention output - last
           "[attribution][node-patching]") {
   for (const char* name : {"hf-tiny/qwen2-tiny", "hf-tiny/llama-tiny"}) {
     INFO(name);
-    auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/" + name);
+    auto m = cs_test::load_model(name);
     const auto& cfg = m->config();
     const AttributionBatch b = cs_test::make_batch();
     c10::AutoGradMode no_grad(false);

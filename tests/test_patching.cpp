@@ -33,7 +33,7 @@ TEST_CASE("circuit metric: full circuit = clean - empty circuit and cut input = 
   };
   for (const Case& c : {Case{"hf-tiny/qwen2-tiny", KvEdges::kPerKvHead}, Case{"hf-tiny/llama-tiny", KvEdges::kPerQueryHead}}) {
     INFO(c.model);
-    auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/" + c.model);
+    auto m = cs_test::load_model(c.model);
     const auto& cfg = m->config();
     Graph g({cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, c.mode});
     const AttributionBatch b = cs_test::make_batch();
@@ -58,7 +58,7 @@ TEST_CASE("circuit metric: full circuit = clean - empty circuit and cut input = 
 }
 
 TEST_CASE("circuit metric: cutting every edge of a node = replacing the node's output", "[attribution][patching]") {
-  auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   const AttributionBatch b = cs_test::make_batch();
   const at::Tensor corr = upstream_activations(*m, g, b.corrupted_ids, {});
@@ -82,7 +82,7 @@ TEST_CASE("circuit metric: cutting every edge of a node = replacing the node's o
 
 TEST_CASE("exact edge patching = one write hook on the downstream input - correlations with EAP printed",
           "[attribution][patching]") {
-  auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerKvHead});
   const AttributionBatch b = cs_test::make_batch();
   std::vector<int64_t> edges(g.n_edges());
@@ -133,7 +133,7 @@ TEST_CASE("exact edge patching = one write hook on the downstream input - correl
 }
 
 TEST_CASE("faithfulness: full circuit 1 - empty 0 - GQA per-query-head circuits on an ungrouped copy", "[attribution][patching]") {
-  auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerQueryHead});
   std::vector<PairExample> ex(3);
   ex[0] = {{5, 17, 300, 42, 7, 99, 256, 3}, {5, 17, 301, 42, 7, 12, 256, 3}, 300, 301, 1};
@@ -178,7 +178,7 @@ TEST_CASE("faithfulness: full circuit 1 - empty 0 - GQA per-query-head circuits 
 }
 
 TEST_CASE("zero ablation of edges: empty circuit = zero residual stream - a cut node = a zeroed output", "[attribution][patching]") {
-  auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");  // no o_proj bias
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");  // no o_proj bias
   Graph g({4, 4, 2, KvEdges::kPerKvHead});
   const AttributionBatch b = cs_test::make_batch();
   const at::Tensor zeros = at::zeros({2, 8, g.n_upstream(), 64});
@@ -210,7 +210,7 @@ TEST_CASE("zero ablation of edges: empty circuit = zero residual stream - a cut 
 
 TEST_CASE("faithfulness with unequal-length pairs: the corrupted run under its own mask - as eap_scores runs it",
           "[attribution][patching]") {
-  auto m = HookedTransformer::from_pretrained(cs_test::data_dir() + "/hf-tiny/qwen2-tiny");
+  auto m = cs_test::load_model("hf-tiny/qwen2-tiny");
   Graph g({4, 4, 2, KvEdges::kPerKvHead});
   std::vector<PairExample> ex(3);
   ex[0].clean_ids = {5, 17, 300, 42, 7, 9};  // corrupted shorter: the read falls on a corrupted pad

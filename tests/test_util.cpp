@@ -65,8 +65,8 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   return rows;
 }
 
-std::unique_ptr<circuitscope::HookedTransformer> load_model(const std::string& rel) {
-  return circuitscope::HookedTransformer::from_pretrained(data_dir() + "/" + rel);
+std::unique_ptr<circuitscope::HookedTransformer> load_model(const std::string& rel, const std::string& dtype) {
+  return circuitscope::HookedTransformer::from_pretrained(data_dir() + "/" + rel, {dtype, device()});
 }
 
 std::unique_ptr<circuitscope::HookedTransformer> ungrouped_copy(const circuitscope::HookedTransformer& m) {

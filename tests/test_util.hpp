@@ -62,7 +62,8 @@ std::string write_file(const std::string& dir, const std::string& name, const st
 nlohmann::json read_json_file(const std::string& path);
 std::vector<nlohmann::json> read_jsonl(const std::string& path);
 // Loads a model from a folder under tests/data.
-std::unique_ptr<circuitscope::HookedTransformer> load_model(const std::string& rel);
+// A model under tests/data on cs_test::device(), so the tests that use it also run on CUDA.
+std::unique_ptr<circuitscope::HookedTransformer> load_model(const std::string& rel, const std::string& dtype = "f32");
 // A copy of a GQA model with n_kv_heads = n_heads: each kv head's k/v projection repeated for every
 // query head of its group, so it computes the same function and each query head owns its k/v input.
 std::unique_ptr<circuitscope::HookedTransformer> ungrouped_copy(const circuitscope::HookedTransformer& m);
