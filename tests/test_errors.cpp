@@ -243,6 +243,19 @@ TEST_CASE("the CLI reports errors in one line with a meaningful exit code", "[er
     REQUIRE(rc == static_cast<int>(ErrorCode::kInput));
     REQUIRE(out.find("token id 9999") != std::string::npos);
   }
+  SECTION("a device this machine does not have") {
+    // cuda:64 is past the GPUs of any machine here: with CUDA it fails the index check, without it
+    // the "no CUDA" check; plain cuda only fails where no GPU is visible.
+    std::vector<std::string> devices = {"cuda:64"};
+    if (!at::hasCUDA()) devices.push_back("cuda");
+    for (const std::string& dev : devices) {
+      const int rc = cs_test::run_command(bin + " inspect " + cs_test::data_dir() + "/hf-tiny/qwen2-tiny --device " + dev, out);
+      INFO(out);
+      CHECK(rc == static_cast<int>(ErrorCode::kUnsupported));
+      CHECK(out.find("device '" + dev + "'") != std::string::npos);
+      CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+    }
+  }
   SECTION("bad option value") {
     const int rc = cs_test::run_command(bin + " run " + cs_test::data_dir() + "/hf-tiny/qwen2-tiny --ids 1,x --out /tmp/x", out);
     INFO(out);

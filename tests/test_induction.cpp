@@ -37,16 +37,28 @@ constexpr int64_t kHeads = 4;
 constexpr int64_t kMinSeg = 4;
 constexpr int64_t kMaxSeg = 8;
 // Training: the loss sits on a plateau (copying any in-context token, accuracy ~0.3) until the
-// previous-token and induction heads form together, at about step 800 for seeds 1 and 2 (both pass
-// every check here). Seed 3 is still on the plateau at step 1000 and by step 1500 has settled on a
-// layer-0 solution without an induction head (accuracy 0.91): the seed is part of the test.
+// previous-token and induction heads form together. The setup is chosen so that this happens early
+// (steps 200-700) on every seed and CPU kernel measured, not at the end of training where a kernel's
+// rounding decides whether it happens at all (issue #20: with repeated filler tokens, a constant
+// learning rate and 1000 steps, 3 of 5 seeds were still on the plateau and seed 2 formed its heads
+// at about step 800 on one machine and about step 1000 on another). Distinct filler tokens remove a
+// one-layer shortcut (seeds 3 and 5 reached 0.87-0.99 accuracy without an induction head), and the
+// decaying learning rate sharpens the heads once formed.
+// Over seeds 1-6 (scripts/kernel_variants.sh seeds) every seed copies with accuracy 1.0 and has an
+// induction head (score >= 0.95), but the previous-token role is sometimes shared between layer-0
+// heads (seed 1: four heads at 0.21-0.33; seed 5: 0.51 + 0.34; seed 6: 0.87 + 0.65). The checks below
+// are about one previous-token head, so the seed is one with a single sharp one on every kernel
+// variant; the README's table gives the margins per variant.
 constexpr uint64_t kSeed = 2;
-constexpr int kSteps = 1000;
+constexpr int kSteps = 1500;
 constexpr int64_t kBatch = 64;
 constexpr double kLr = 1e-2;
+constexpr int kWarmup = 100;     // linear warm-up steps
+constexpr double kLrEnd = 0.1;   // cosine decay to this fraction of kLr
 
-// Sequences [filler][segment][segment]: the segment has distinct tokens, none of which appear in
-// the filler, so the token after each repeated token is determined only by its first occurrence.
+// Sequences [filler][segment][segment]: all tokens of filler and segment are distinct, so the token
+// after each repeated token is determined only by its first occurrence, and no token's count in the
+// context gives the answer away.
 // Segment and filler lengths vary, so no fixed relative position solves the task.
 struct InductionData {
   at::Tensor ids;        // [N,T] int64
@@ -54,6 +66,8 @@ struct InductionData {
   at::Tensor loss_mask;  // [N,T] float, 1 where the next token is a copy (second occurrence, not its last token)
   std::vector<int64_t> filler, seg;  // per row
 };
+
+static_assert(kSeq - kMinSeg <= kVocab, "filler and segment must fit in the vocabulary without repeats");
 
 InductionData make_data(int64_t n, std::mt19937_64& rng) {
   InductionData d;
@@ -67,8 +81,7 @@ InductionData make_data(int64_t n, std::mt19937_64& rng) {
     const int64_t p = kSeq - 2 * s;
     std::iota(perm.begin(), perm.end(), 0);
     std::shuffle(perm.begin(), perm.end(), rng);
-    std::uniform_int_distribution<int64_t> other(s, kVocab - 1);
-    for (int64_t t = 0; t < p; ++t) ids[i][t] = perm[other(rng)];
+    for (int64_t t = 0; t < p; ++t) ids[i][t] = perm[s + t];
     for (int64_t j = 0; j < s; ++j) ids[i][p + j] = ids[i][p + s + j] = perm[j];
     for (int64_t t = p + s; t < p + 2 * s - 1; ++t) mask[i][t] = 1.0f;
     d.filler.push_back(p);
@@ -126,7 +139,8 @@ at::Tensor copy_loss(HookedTransformer& m, const InductionData& d) {
 }
 
 // Adam by hand (no torch/optim headers in the tests); the MLP weights stay zero.
-double train(HookedTransformer& m, uint64_t seed, int steps, int64_t batch, double lr) {
+// `trace` gets the loss every 100 steps (where the plateau ends differs by seed and CPU kernel).
+double train(HookedTransformer& m, uint64_t seed, int steps, int64_t batch, double lr, std::vector<double>& trace) {
   std::mt19937_64 rng(seed);
   std::vector<at::Tensor> params;
   for (auto& [name, t] : m.named_parameters())
@@ -146,13 +160,16 @@ double train(HookedTransformer& m, uint64_t seed, int steps, int64_t batch, doub
       loss.backward();
     }
     last = loss.item<double>();
+    if (step % 100 == 0) trace.push_back(last);
     c10::AutoGradMode no_grad(false);
     const double c1 = 1.0 - std::pow(b1, step), c2 = 1.0 - std::pow(b2, step);
+    const double warm = std::min(1.0, static_cast<double>(step) / kWarmup);
+    const double schedule = warm * (kLrEnd + (1.0 - kLrEnd) * 0.5 * (1.0 + std::cos(M_PI * step / steps)));
     for (size_t i = 0; i < params.size(); ++i) {
       const at::Tensor g = params[i].grad();
       m1[i].mul_(b1).add_(g, 1.0 - b1);
       m2[i].mul_(b2).addcmul_(g, g, 1.0 - b2);
-      params[i].addcdiv_(m1[i] / c1, (m2[i] / c2).sqrt_().add_(eps), -lr);
+      params[i].addcdiv_(m1[i] / c1, (m2[i] / c2).sqrt_().add_(eps), -lr * schedule);
     }
   }
   m.set_requires_grad(false);
@@ -268,21 +285,31 @@ struct Trained {
   std::unique_ptr<HookedTransformer> model;
   InductionData test;  // held out
   double seconds = 0.0, cpu_seconds = 0.0, final_loss = 0.0;
+  std::vector<double> loss_trace;  // every 100 steps
 };
+
+// $CS_INDUCTION_SEED and $CS_INDUCTION_STEPS replace kSeed and kSteps, for scripts/kernel_variants.sh's
+// seed sweep (how the constants were chosen); the suite runs with the constants.
+uint64_t env_or(const char* name, uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::stoull(v) : fallback;
+}
+const uint64_t induction_seed = env_or("CS_INDUCTION_SEED", kSeed);
+const int induction_steps = static_cast<int>(env_or("CS_INDUCTION_STEPS", kSteps));
 
 Trained& trained() {
   static Trained t = [] {
     Trained r;
     const int threads = at::get_num_threads();
     at::set_num_threads(1);  // tiny tensors: one thread is faster, and the run is reproducible
-    r.model = make_model(kSeed);
+    r.model = make_model(induction_seed);
     const auto t0 = std::chrono::steady_clock::now();
     const std::clock_t c0 = std::clock();
-    r.final_loss = train(*r.model, kSeed * 7919 + 1, kSteps, kBatch, kLr);
+    r.final_loss = train(*r.model, induction_seed * 7919 + 1, induction_steps, kBatch, kLr, r.loss_trace);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.cpu_seconds = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
     at::set_num_threads(threads);
-    std::mt19937_64 rng(kSeed + 1000003);
+    std::mt19937_64 rng(induction_seed + 1000003);
     r.test = make_data(256, rng);
     return r;
   }();
@@ -327,19 +354,21 @@ Correlations compare_with_exact(HookedTransformer& m, const Graph& g, const Attr
 
 TEST_CASE("induction toy: the previous-token and induction heads found from attention patterns are EAP-IG's "
           "circuit - ablating them breaks copying",
-          "[induction]") {
+          "[induction][training]") {
   Trained& t = trained();
   HookedTransformer& m = *t.model;
   const double acc = copy_accuracy(m, t.test);
   std::printf("[induction] seed %llu: %d steps in %.1f s (%.1f s CPU), final loss %.4f, held-out copy accuracy %.4f\n",
-              (unsigned long long)kSeed, kSteps, t.seconds, t.cpu_seconds, t.final_loss, acc);
-  REQUIRE(acc > 0.95);
-
-  // The mechanism from attention patterns alone.
+              (unsigned long long)induction_seed, induction_steps, t.seconds, t.cpu_seconds, t.final_loss, acc);
+  std::printf("[induction] loss every 100 steps:");
+  for (double l : t.loss_trace) std::printf(" %.3f", l);
+  std::printf("\n");
+  // The mechanism from attention patterns alone (printed before the accuracy check, for the seed sweep).
   const PatternScores ps = pattern_scores(m, t.test);
   for (int64_t h = 0; h < kHeads; ++h)
     std::printf("[induction]   head %lld: previous-token score %.3f (layer 0), induction score %.3f (layer 1)\n",
                 (long long)h, ps.prev[h], ps.induction[h]);
+  REQUIRE(acc > 0.95);
   const int64_t prev = argmax(ps.prev), ind = argmax(ps.induction);
   REQUIRE(ps.prev[prev] > 0.5);
   REQUIRE(ps.induction[ind] > 0.8);
@@ -351,7 +380,7 @@ TEST_CASE("induction toy: the previous-token and induction heads found from atte
   std::vector<int64_t> induction_heads;
   for (int64_t h = 0; h < kHeads; ++h)
     if (ps.induction[h] > 0.8) induction_heads.push_back(h);
-  std::mt19937_64 rng(kSeed + 2000003);
+  std::mt19937_64 rng(induction_seed + 2000003);
   const AttributionBatch pairs = make_pairs(t.test, Corruption::kQueryToken, rng);
   const Graph g({2, kHeads, kHeads, KvEdges::kPerQueryHead});
   EapOptions o;
@@ -392,29 +421,39 @@ TEST_CASE("induction toy: the previous-token and induction heads found from atte
   CHECK(circuit[*g.find_edge(a0 + "->" + a1 + "<k>")]);
   CHECK(circuit[*g.find_edge(a1 + "->logits")]);
 
-  // Ablation (zeroing the heads' outputs through hook_z).
+  // Ablation (zeroing the heads' outputs through hook_z): the previous-token head and every
+  // induction head together.
   auto ablated = [&](std::vector<HeadIntervention> edits) {
     auto handles = apply_head_interventions(m.hooks(), edits, kHeads);
     return copy_accuracy(m, t.test);
   };
-  const double both = ablated({{0, prev, 0.0}, {1, ind, 0.0}});
-  std::printf("[induction] accuracy with %s and %s zeroed: %.4f\n", a0.c_str(), a1.c_str(), both);
-  CHECK(both < 0.3);  // the plateau level: a guess among the tokens in context
+  std::vector<HeadIntervention> mechanism_heads = {{0, prev, 0.0}};
+  std::string zeroed = a0;
+  for (int64_t h : induction_heads) mechanism_heads.push_back({1, h, 0.0}), zeroed += " a1.h" + std::to_string(h);
+  const double all = ablated(mechanism_heads);
+  std::printf("[induction] accuracy with %s zeroed: %.4f\n", zeroed.c_str(), all);
+  CHECK(all < 0.3);  // the plateau level: a guess among the tokens in context
+  // Any other head zeroed alone. Layer-1 heads outside the mechanism do nothing for copying (>= 0.997
+  // in every run measured). Zeroing a layer-0 head also removes its share of the residual stream that
+  // layer 1's RMSNorm scales by, so it costs accuracy without being part of the mechanism (down to
+  // 0.64 on other seeds, 0.94 on this one): the bound there is well above the mechanism's plateau
+  // level, not near 1.
   for (int64_t l = 0; l < 2; ++l)
     for (int64_t h = 0; h < kHeads; ++h) {
-      if (h == (l == 0 ? prev : ind)) continue;
+      const bool in_mechanism = l == 0 ? h == prev : std::count(induction_heads.begin(), induction_heads.end(), h) > 0;
+      if (in_mechanism) continue;
       const double other = ablated({{l, h, 0.0}});
       std::printf("[induction]   a%lld.h%lld zeroed alone: %.4f\n", (long long)l, (long long)h, other);
-      CHECK(other > 0.9);
+      CHECK(other > (l == 0 ? 0.6 : 0.9));
     }
 }
 
 TEST_CASE("induction toy: EAP-IG agrees with exact edge patching on the strongest edges at least as well as EAP",
-          "[induction]") {
+          "[induction][training]") {
   Trained& t = trained();
   HookedTransformer& m = *t.model;
   const Graph g({2, kHeads, kHeads, KvEdges::kPerQueryHead});
-  std::mt19937_64 rng(kSeed + 2000003);
+  std::mt19937_64 rng(induction_seed + 2000003);
   const AttributionBatch pairs = make_pairs(t.test, Corruption::kQueryToken, rng);
   const Correlations r = compare_with_exact(m, g, pairs, 30, "query-token corruption");
   CHECK(r.ig5 >= r.eap);

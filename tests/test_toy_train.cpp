@@ -1,6 +1,7 @@
 // Toy lab training: checkpoints are Hugging Face folders that load back to the same logits, and a
 // resumed run ends with the same weights as an uninterrupted one.
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <algorithm>
 
@@ -93,7 +94,7 @@ TEST_CASE("toy checkpoint round trip: save - from_pretrained - identical logits"
   cs_test::remove_tree(dir);
 }
 
-TEST_CASE("toy training writes loadable checkpoints - eval and the CLI read them", "[toy]") {
+TEST_CASE("toy training writes loadable checkpoints - eval and the CLI read them", "[toy][training]") {
   const std::string dir = cs_test::make_temp_dir("toytrain");
   TrainOptions o = tiny_options("base", dir + "/base");
   const TrainResult r = train_toy(o);
@@ -174,7 +175,7 @@ TEST_CASE("toy training writes loadable checkpoints - eval and the CLI read them
   cs_test::remove_tree(dir);
 }
 
-TEST_CASE("toy training resumes to the same weights as an uninterrupted run (sft and grpo)", "[toy]") {
+TEST_CASE("toy training resumes to the same weights as an uninterrupted run (sft and grpo)", "[toy][training]") {
   const std::string dir = cs_test::make_temp_dir("toyresume");
   train_toy(tiny_options("base", dir + "/base"));
   for (const std::string stage : {"sft", "grpo"}) {

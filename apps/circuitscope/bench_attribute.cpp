@@ -17,6 +17,7 @@
 #include "circuitscope/graph.hpp"
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
+#include "circuitscope/runtime.hpp"
 #include "synthetic.hpp"
 
 namespace circuitscope::app {
@@ -179,7 +180,8 @@ int run_bench_attribute(const BenchAttributeOptions& o) {
   for (const auto& [name, s] : take_phase_times())
     std::printf("    %-18s %8.3f s  (%.3f floors)\n", name.c_str(), s / o.iters, s / o.iters / fm);
   if (dev.is_cuda())
-    std::printf("  peak memory: not measured on CUDA yet\n");
+    std::printf("  peak GPU memory (CUDA caching allocator, allocated) %.1f MiB\n",
+                peak_device_memory_bytes(dev) / (1024.0 * 1024.0));
   else
     std::printf("  peak resident memory of the process %.1f MiB\n", peak_rss_mib());
   return 0;

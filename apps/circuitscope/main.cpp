@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   int threads = 0;
   cli.add_flag("-v,--verbose", verbosity, "more logging (-vv for debug)");
   cli.add_flag("-q,--quiet", quiet, "only errors on stderr");
-  cli.add_option("--threads", threads, "CPU threads for libtorch and BLAS (default: all cores)");
+  cli.add_option("--threads", threads, "CPU threads for libtorch and BLAS (default: $OMP_NUM_THREADS, else all cores)");
 
   std::vector<std::pair<CLI::App*, std::function<int()>>> runners;
   for (auto& spec : app::command_registry()) {
@@ -112,8 +112,9 @@ int main(int argc, char** argv) {
                           : verbosity == 1 ? spdlog::level::info
                                            : spdlog::level::info);
   try {
-    // libtorch's default here is 1 thread; use every core unless told otherwise.
-    set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    // libtorch's default here is 1 thread; use every core unless told otherwise. OMP_NUM_THREADS is
+    // how batch schedulers (SLURM's --cpus-per-task) and the kernel-variant runs say it.
+    set_num_threads(threads > 0 ? threads : default_num_threads());
     for (auto& [sub, run] : runners)
       if (sub->parsed()) return run();
   } catch (const Error& e) {

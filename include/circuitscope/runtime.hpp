@@ -1,5 +1,8 @@
 // What the process actually runs on: BLAS library, threads, libtorch version, devices.
 #pragma once
+#include <c10/core/Device.h>
+
+#include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
@@ -21,6 +24,14 @@ RuntimeInfo runtime_info();
 nlohmann::json runtime_to_json(const RuntimeInfo& r);
 // Sets libtorch's intra-op threads (and OpenBLAS's when loaded). n <= 0 keeps the default.
 void set_num_threads(int n);
+// The thread count when none is given: $OMP_NUM_THREADS when it is a positive integer, else every core.
+int default_num_threads();
+
+// Peak bytes the CUDA caching allocator has handed out on a device since the last reset (or the
+// start). Builds without CUDA throw kUnsupported; a non-CUDA device is a kUsage error.
+bool device_memory_stats_available();
+void reset_peak_device_memory(const c10::Device& d);
+int64_t peak_device_memory_bytes(const c10::Device& d);
 
 // A duration for progress lines, the one format all commands use: "4.2s", "37s", "3m05s", "2h07m".
 std::string format_duration(double seconds);

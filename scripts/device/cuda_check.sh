@@ -38,18 +38,22 @@ step() {  # step NAME CMD...: runs CMD, logs it, records a failure
   return $rc
 }
 
-# 1. Dependencies and build.
-if ! ls .devdebs/*.deb >/dev/null 2>&1; then
-  echo "cuda_check: no .devdebs/*.deb; run scripts/device/bundle_debs.sh on the Debian machine and carry .devdebs" | tee -a "$LOG"
-  exit 2
+# 1. Dependencies and build. With .devdebs, the Debian packages are unpacked into a private root;
+#    without it, the machine's own packages (system, pip, conda or modules) must provide them.
+CMAKE_DEPS=()
+if ls .devdebs/*.deb >/dev/null 2>&1; then
+  mkdir -p "$ROOT"
+  for f in .devdebs/*.deb; do dpkg-deb -x "$f" "$ROOT" || { echo "cuda_check: cannot unpack $f" | tee -a "$LOG"; exit 2; }; done
+  ARCH_LIB="$ROOT/usr/lib/x86_64-linux-gnu"
+  export PATH="$ROOT/usr/bin:$PATH"
+  export LD_LIBRARY_PATH="$ARCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # The .pc files say prefix=/usr: the sysroot maps their -I/-L flags into $ROOT.
+  export PKG_CONFIG_SYSROOT_DIR="$ROOT" PKG_CONFIG_LIBDIR="$ARCH_LIB/pkgconfig:$ROOT/usr/share/pkgconfig"
+  CMAKE_DEPS=(-DCMAKE_PREFIX_PATH="$ROOT/usr" -DPKG_CONFIG_EXECUTABLE="$ROOT/usr/bin/pkg-config")
+  echo "cuda_check: dependencies from .devdebs (unpacked into $ROOT)" | tee -a "$LOG"
+else
+  echo "cuda_check: no .devdebs/*.deb; using the machine's own packages (run scripts/device/bundle_debs.sh on a Debian machine and carry .devdebs where it has none)" | tee -a "$LOG"
 fi
-mkdir -p "$ROOT"
-for f in .devdebs/*.deb; do dpkg-deb -x "$f" "$ROOT" || { echo "cuda_check: cannot unpack $f" | tee -a "$LOG"; exit 2; }; done
-ARCH_LIB="$ROOT/usr/lib/x86_64-linux-gnu"
-export PATH="$ROOT/usr/bin:$PATH"
-export LD_LIBRARY_PATH="$ARCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-# The .pc files say prefix=/usr: the sysroot maps their -I/-L flags into $ROOT.
-export PKG_CONFIG_SYSROOT_DIR="$ROOT" PKG_CONFIG_LIBDIR="$ARCH_LIB/pkgconfig:$ROOT/usr/share/pkgconfig"
 if [ -z "${TORCH_DIR:-}" ]; then
   TORCH_DIR=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "share", "cmake", "Torch"))' 2>>"$LOG") || {
     echo "cuda_check: no TORCH_DIR and python3 has no torch" | tee -a "$LOG"
@@ -64,8 +68,7 @@ fi
 } >>"$LOG" 2>&1
 GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
-if ! step configure cmake -S . -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$TORCH_DIR" \
-  -DCMAKE_PREFIX_PATH="$ROOT/usr" -DPKG_CONFIG_EXECUTABLE="$ROOT/usr/bin/pkg-config"; then
+if ! step configure cmake -S . -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$TORCH_DIR" "${CMAKE_DEPS[@]}"; then
   tail -40 "$LOG"
   exit 1
 fi
@@ -78,6 +81,16 @@ export CIRCUITSCOPE_SPM_MODULE="$BUILD"
 
 # 2. The runtime as the binary sees it.
 step inspect "$BIN" inspect tests/data/hf-tiny/qwen2-tiny --device "$DEV"
+
+# 2b. Devices that do not exist end in one line and exit code 6 (unsupported), not a c10 error.
+bad_device() {
+  local out rc
+  out=$("$BIN" inspect tests/data/hf-tiny/qwen2-tiny --device "$1" 2>&1)
+  rc=$?
+  echo "$out"
+  [ $rc -eq 6 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "$1"
+}
+step bad-device-index bad_device cuda:64
 
 # 3. Tests on the device. [bf16] and [loader] are the reference tests' own tags.
 step tests env CS_TEST_DEVICE="$DEV" "$BUILD/circuitscope_tests" "[reference],[bf16],[loader],[hooks],[attribution],[patching]"

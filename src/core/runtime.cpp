@@ -4,7 +4,10 @@
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <torch/version.h>
 
 #include <nlohmann/json.hpp>
@@ -64,6 +67,15 @@ void set_num_threads(int n) {
   at::set_num_threads(n);
   using SetInt = void (*)(int);
   if (void* f = dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) reinterpret_cast<SetInt>(f)(n);
+}
+
+int default_num_threads() {
+  if (const char* v = std::getenv("OMP_NUM_THREADS")) {
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (end != v && *end == '\0' && n > 0 && n <= 4096) return static_cast<int>(n);
+  }
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 std::string format_duration(double s) {

@@ -28,6 +28,12 @@ c10::Device parse_device(const std::string& s) {
   }
   if (d.is_cuda() && !at::hasCUDA())
     throw Error(ErrorCode::kUnsupported, "device '" + s + "' requested, but this build of libtorch has no CUDA or no GPU is visible");
+  if (d.is_cuda() && d.has_index()) {
+    const int64_t n = static_cast<int64_t>(at::getNumGPUs());
+    if (d.index() >= n)
+      throw Error(ErrorCode::kUnsupported, "device '" + s + "' requested, but " + std::to_string(n) + " GPU(s) are visible (cuda:0" +
+                                               (n > 1 ? " to cuda:" + std::to_string(n - 1) : std::string()) + ")");
+  }
   if (!d.is_cpu() && !d.is_cuda()) throw Error(ErrorCode::kUnsupported, "device '" + s + "' is not supported; expected cpu or cuda");
   return d;
 }

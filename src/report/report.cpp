@@ -126,7 +126,11 @@ ReportEdges report_edges(const nlohmann::json& j, const std::string& path) {
   for (const auto& [name, e] : edges.items()) {
     const auto idx = g.find_edge(name);
     if (!idx) throw Error(ErrorCode::kFormat, path + ": edge '" + name + "' is not an edge of the report's graph");
-    const nlohmann::json& sc = need(e, "score", "edges." + name, path);
+    // A named `where`: GCC 13's -Wdangling-reference flags a returned reference whenever a temporary
+    // is passed by reference. The warning was a false positive (the result refers into `e`, not into
+    // `where`), but the temporary gave it no way to tell.
+    const std::string where = "edges." + name;
+    const nlohmann::json& sc = need(e, "score", where, path);
     if (!sc.is_number()) throw Error(ErrorCode::kFormat, path + ": 'edges." + name + ".score' must be a number");
     r.scores[*idx] = sc.get<double>();
     if (e.contains("in_graph")) {
