@@ -9,7 +9,6 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
-#include <thread>
 
 #include "circuitscope/error.hpp"
 #include "circuitscope/runtime.hpp"

@@ -1,13 +1,9 @@
 // The one place for libtorch version differences. circuitscope builds against Debian's libtorch 1.13
 // (CPU) and the official libtorch 2.x (CUDA, as the PyPI wheel ships it); code elsewhere uses the
-// names below instead of testing TORCH_VERSION_* itself.
+// names below instead of testing TORCH_VERSION_* (from <torch/version.h>) itself, and a difference
+// that needs a version test gets its name here.
 #pragma once
-#include <torch/version.h>
-
 #include <cstddef>
-
-#define CS_TORCH_AT_LEAST(major, minor) \
-  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
 #ifdef CIRCUITSCOPE_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
