@@ -48,7 +48,7 @@ VARIANTS=(
   "threads-2|OMP_NUM_THREADS=2"
 )
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 settings_of() {
   local v
@@ -89,7 +89,7 @@ status=0
 table=()
 row() { table+=("$1"); echo "$1"; }
 
-# Counts "N tests failed out of M" style ctest summaries and Catch2's "test cases: ..." lines.
+# The closing summary line of a ctest run ("N% tests passed, ...") and of a Catch2 run.
 summarize_ctest() {
   local log=$1 line
   line=$(grep -E '^[0-9]+% tests passed' "$log" | tail -1)
