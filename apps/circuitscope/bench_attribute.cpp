@@ -17,6 +17,7 @@
 #include "circuitscope/graph.hpp"
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
+#include "circuitscope/phase_timing.hpp"
 #include "circuitscope/runtime.hpp"
 #include "synthetic.hpp"
 

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "circuitscope/dataset.hpp"
-#include "circuitscope/eap.hpp"
+#include "circuitscope/metric.hpp"
 
 namespace circuitscope {
 struct ModelConfig;

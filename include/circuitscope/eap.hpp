@@ -8,45 +8,14 @@
 #include <utility>
 #include <vector>
 
+#include "circuitscope/batch.hpp"
 #include "circuitscope/dataset.hpp"
 #include "circuitscope/graph.hpp"
+#include "circuitscope/metric.hpp"
 
 namespace circuitscope {
 
 class HookedTransformer;
-
-enum class MetricKind { kLogitDiff, kProbDiff, kKl, kSeqLogprob, kSeqKl };
-// "logit-diff" | "prob-diff" | "kl" | "seq-logprob" | "seq-kl"
-MetricKind parse_metric(const std::string& s);
-const char* metric_name(MetricKind m);
-
-// One batch of clean/corrupted pairs, right-padded to one length T. Alignment: token t of the clean
-// row faces token t of the corrupted row (aligned from the start); each run uses its own mask, and
-// every metric is read at the clean example's positions in every run (as the EAP-IG reference does:
-// it reads the corrupted logits at the clean input lengths). Right padding is safe for the model:
-// position ids come from the mask (cumsum - 1), and pads after the real tokens are invisible to them
-// under the causal mask, so the real positions compute exactly what they compute unpadded.
-struct AttributionBatch {
-  at::Tensor clean_ids;       // [B,T] int64
-  at::Tensor corrupted_ids;   // [B,T] int64
-  at::Tensor attention_mask;  // [B,T], optional (1 = real token) of the clean run; default all real
-  at::Tensor corrupted_mask;  // [B,T], optional mask of the corrupted run; default attention_mask
-  at::Tensor answer_ids;      // [B] int64 (logit-diff, prob-diff)
-  at::Tensor wrong_ids;       // [B] int64
-  at::Tensor positions;       // [B] int64, where the metric is read; default the last real clean position
-  // Sequence metrics: at query position t, the token to score (the clean continuation's token t+1)
-  // and whether t is supervised.
-  at::Tensor target_ids;      // [B,T] int64 (seq-logprob, seq-kl)
-  at::Tensor target_mask;     // [B,T] (1 = supervised)
-};
-
-// Per-example metric values [B] (float32) from logits [B,T,V].
-//  logit-diff: logit(answer) - logit(wrong);  prob-diff: p(answer) - p(wrong);
-//  kl: KL(p_clean || p) of the next-token distributions, clean_logits [B,T,V] required;
-//  seq-logprob: mean over the supervised positions t of log p(target_ids[t]) (teacher-forced);
-//  seq-kl: mean over the supervised positions of KL(p_clean || p), clean_logits required.
-at::Tensor metric_per_example(MetricKind kind, const at::Tensor& logits, const AttributionBatch& batch,
-                              const at::Tensor& clean_logits = {});
 
 // What EAP-IG integrates over (ig_steps > 0).
 enum class IgMode {
@@ -92,11 +61,6 @@ struct EapResult {
 // IG path therefore starts at the corrupted tokens with the corrupted pads attended.
 EapResult eap_scores(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch, const EapOptions& opts);
 
-// Examples [begin, end) as one right-padded batch (pad id 0; attention_mask and corrupted_mask mark
-// each run's real tokens; positions = the last clean token; target_ids/target_mask filled when the
-// examples have clean continuations).
-AttributionBatch make_attribution_batch(const std::vector<PairExample>& examples, size_t begin, size_t end);
-
 // Scores and baselines averaged over all examples, computed in batches of at most batch_size.
 // on_batch (optional) is called after each batch with the number of examples done and the total.
 EapResult eap_scores(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
@@ -107,12 +71,5 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const std::ve
 // hook_embed, blocks.{l}.attn.hook_result, blocks.{l}.hook_mlp_out. Exposed for tests.
 at::Tensor upstream_activations(HookedTransformer& model, const Graph& graph, const at::Tensor& ids,
                                 const at::Tensor& attention_mask);
-
-// Wall-clock seconds per phase of eap_scores (cs::fwd, cs::bwd, cs::finish, ...), summed while
-// enabled, for benchmarks; phases nest (cs::heads_add is inside cs::post). Process-wide and not
-// thread-safe. On CUDA the phases' times are launch times unless the caller synchronizes.
-void set_phase_timing(bool on);
-// The sums since the last call, by phase name, in the order the phases first ran; resets them.
-std::vector<std::pair<std::string, double>> take_phase_times();
 
 }  // namespace circuitscope

@@ -49,6 +49,9 @@ constexpr int kHookLnFinal = 1;
 constexpr int kNumGlobalHooks = 2;
 
 const char* hook_kind_suffix(HookKind k);  // "attn.hook_z"
+// The name of a per-layer point, "blocks.{layer}.{suffix}" (TransformerLens's get_act_name): the one
+// place such names are built.
+std::string hook_name(int64_t layer, HookKind kind);
 // Which dimension indexes heads for a kind, or -1 when the tensor has no head dimension.
 int head_dim_of(HookKind k);
 

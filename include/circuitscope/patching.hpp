@@ -7,8 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "circuitscope/eap.hpp"
+#include "circuitscope/batch.hpp"
 #include "circuitscope/graph.hpp"
+#include "circuitscope/metric.hpp"
 
 namespace circuitscope {
 

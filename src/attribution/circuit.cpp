@@ -5,6 +5,7 @@
 #include <queue>
 
 #include "circuitscope/error.hpp"
+#include "core/enum_names.hpp"
 
 namespace circuitscope {
 
@@ -138,22 +139,17 @@ EdgeMask select_greedy(const Graph& g, const std::vector<double>& s, int64_t n, 
   return m;
 }
 
-const char* selection_name(SelectionKind k) {
-  switch (k) {
-    case SelectionKind::kNone: return "none";
-    case SelectionKind::kTopN: return "top-n";
-    case SelectionKind::kThreshold: return "threshold";
-    case SelectionKind::kGreedy: return "greedy";
-    case SelectionKind::kSimplify: return "simplify";
-  }
-  return "?";
-}
+namespace {
+constexpr detail::NameTable<SelectionKind, 5> kSelectionNames = {{{SelectionKind::kNone, "none"},
+                                                                  {SelectionKind::kTopN, "top-n"},
+                                                                  {SelectionKind::kThreshold, "threshold"},
+                                                                  {SelectionKind::kGreedy, "greedy"},
+                                                                  {SelectionKind::kSimplify, "simplify"}}};
+}  // namespace
 
+const char* selection_name(SelectionKind k) { return detail::name_of(kSelectionNames, k); }
 SelectionKind parse_selection(const std::string& s) {
-  for (SelectionKind k : {SelectionKind::kNone, SelectionKind::kTopN, SelectionKind::kThreshold, SelectionKind::kGreedy,
-                          SelectionKind::kSimplify})
-    if (s == selection_name(k)) return k;
-  throw Error(ErrorCode::kInput, "circuit selection '" + s + "': expected none, top-n, threshold, greedy or simplify");
+  return detail::parse_name(kSelectionNames, s, "circuit selection", ErrorCode::kInput);
 }
 
 std::vector<double> node_scores_from_edges(const Graph& g, const std::vector<double>& s) {

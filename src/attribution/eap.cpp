@@ -3,7 +3,6 @@
 #include "circuitscope/eap.hpp"
 
 #include <ATen/ATen.h>
-#include <ATen/record_function.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 
@@ -17,137 +16,11 @@
 #include "circuitscope/error.hpp"
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
-
-// A named phase in profiler traces (`bench attribute --profile`) and in take_phase_times; next to
-// nothing when neither is on.
-#define CS_SCOPE(n)                                 \
-  RECORD_FUNCTION(n, std::vector<c10::IValue>()); \
-  const PhaseTimer cs_phase_timer_(n)
+#include "core/phase_timer.hpp"
 
 namespace circuitscope {
 
 namespace {
-struct PhaseTimes {
-  bool on = false;
-  std::vector<std::pair<std::string, double>> sums;
-};
-PhaseTimes& phase_times() {
-  static PhaseTimes p;
-  return p;
-}
-
-class PhaseTimer {
- public:
-  explicit PhaseTimer(const char* name) : name_(phase_times().on ? name : nullptr) {
-    if (name_) t0_ = std::chrono::steady_clock::now();
-  }
-  PhaseTimer(const PhaseTimer&) = delete;
-  PhaseTimer& operator=(const PhaseTimer&) = delete;
-  ~PhaseTimer() {
-    if (!name_) return;
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
-    auto& sums = phase_times().sums;
-    auto it = std::find_if(sums.begin(), sums.end(), [&](const auto& p) { return p.first == name_; });
-    if (it == sums.end())
-      sums.emplace_back(name_, s);
-    else
-      it->second += s;
-  }
-
- private:
-  const char* name_;
-  std::chrono::steady_clock::time_point t0_;
-};
-}  // namespace
-
-void set_phase_timing(bool on) { phase_times().on = on; }
-
-std::vector<std::pair<std::string, double>> take_phase_times() {
-  std::vector<std::pair<std::string, double>> out;
-  out.swap(phase_times().sums);
-  return out;
-}
-
-MetricKind parse_metric(const std::string& s) {
-  if (s == "logit-diff") return MetricKind::kLogitDiff;
-  if (s == "prob-diff") return MetricKind::kProbDiff;
-  if (s == "kl") return MetricKind::kKl;
-  if (s == "seq-logprob") return MetricKind::kSeqLogprob;
-  if (s == "seq-kl") return MetricKind::kSeqKl;
-  throw Error(ErrorCode::kUsage, "metric '" + s + "': expected logit-diff, prob-diff, kl, seq-logprob or seq-kl");
-}
-
-const char* metric_name(MetricKind m) {
-  switch (m) {
-    case MetricKind::kLogitDiff: return "logit-diff";
-    case MetricKind::kProbDiff: return "prob-diff";
-    case MetricKind::kKl: return "kl";
-    case MetricKind::kSeqLogprob: return "seq-logprob";
-    case MetricKind::kSeqKl: return "seq-kl";
-  }
-  return "?";
-}
-
-namespace {
-
-at::Tensor metric_positions(const AttributionBatch& b, const at::Device& dev) {
-  const int64_t B = b.clean_ids.size(0), T = b.clean_ids.size(1);
-  if (b.positions.defined()) return b.positions.to(dev, at::kLong);
-  if (!b.attention_mask.defined()) return at::full({B}, T - 1, at::TensorOptions().dtype(at::kLong).device(dev));
-  // Last real position: argmax of mask * index.
-  at::Tensor idx = at::arange(T, at::TensorOptions().dtype(at::kLong).device(dev));
-  return (b.attention_mask.to(dev, at::kLong) * idx).argmax(1);
-}
-
-at::Tensor rows_at(const at::Tensor& logits, const at::Tensor& pos) {  // [B,T,V] -> [B,V] float32
-  const int64_t B = logits.size(0), V = logits.size(2);
-  return logits.gather(1, pos.view({B, 1, 1}).expand({B, 1, V})).squeeze(1).to(at::kFloat);
-}
-
-bool is_seq(MetricKind m) { return m == MetricKind::kSeqLogprob || m == MetricKind::kSeqKl; }
-bool needs_answer(MetricKind m) { return m == MetricKind::kLogitDiff || m == MetricKind::kProbDiff; }
-
-void check_batch(const HookedTransformer& model, const AttributionBatch& b, MetricKind metric) {
-  if (!b.clean_ids.defined() || !b.corrupted_ids.defined() || b.clean_ids.dim() != 2 ||
-      b.clean_ids.sizes() != b.corrupted_ids.sizes())
-    throw Error(ErrorCode::kInput, "attribution batch: clean_ids and corrupted_ids must both be [B,T] of one shape (pad the "
-                                   "shorter one); found " +
-                                       (b.clean_ids.defined() ? shape_str(b.clean_ids.sizes()) : std::string("none")) +
-                                       " and " +
-                                       (b.corrupted_ids.defined() ? shape_str(b.corrupted_ids.sizes()) : std::string("none")));
-  const int64_t B = b.clean_ids.size(0);
-  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor*>{"attention_mask", &b.attention_mask},
-                                {"corrupted_mask", &b.corrupted_mask}})
-    if (t->defined() && t->sizes() != b.clean_ids.sizes())
-      throw Error(ErrorCode::kInput, std::string("attribution batch: ") + name + " has shape " + shape_str(t->sizes()) +
-                                         "; expected " + shape_str(b.clean_ids.sizes()));
-  if (needs_answer(metric)) {
-    if (!b.answer_ids.defined() || !b.wrong_ids.defined() || b.answer_ids.numel() != B || b.wrong_ids.numel() != B)
-      throw Error(ErrorCode::kInput, std::string("attribution batch: metric ") + metric_name(metric) +
-                                         " needs answer_ids and wrong_ids with one id per example (" + std::to_string(B) + ")");
-    const int64_t V = model.config().vocab_size;
-    for (const at::Tensor* t : {&b.answer_ids, &b.wrong_ids}) {
-      at::Tensor c = t->to(at::kCPU, at::kLong);
-      if ((c < 0).logical_or(c >= V).any().item<bool>())
-        throw Error(ErrorCode::kInput, "attribution batch: answer/wrong id out of range: vocab_size is " + std::to_string(V));
-    }
-  }
-  if (is_seq(metric)) {
-    if (!b.target_ids.defined() || !b.target_mask.defined() || b.target_ids.sizes() != b.clean_ids.sizes() ||
-        b.target_mask.sizes() != b.clean_ids.sizes())
-      throw Error(ErrorCode::kInput, std::string("attribution batch: metric ") + metric_name(metric) +
-                                         " needs target_ids and target_mask of shape " + shape_str(b.clean_ids.sizes()) +
-                                         " (pairs with a clean continuation)");
-    const at::Tensor n = b.target_mask.to(at::kCPU).ne(0).sum(1);
-    if ((n == 0).any().item<bool>())
-      throw Error(ErrorCode::kInput, std::string("attribution batch: metric ") + metric_name(metric) +
-                                         " needs at least one supervised position in every example");
-    const at::Tensor t = b.target_ids.to(at::kCPU, at::kLong);
-    if ((t < 0).logical_or(t >= model.config().vocab_size).any().item<bool>())
-      throw Error(ErrorCode::kInput, "attribution batch: target id out of range: vocab_size is " +
-                                         std::to_string(model.config().vocab_size));
-  }
-}
 
 struct RunActs {
   at::Tensor acts;    // [B,T,U,D], a view of node-major [U,B,T,D] storage
@@ -169,7 +42,7 @@ MetricRows metric_rows(MetricKind metric, const AttributionBatch& b) {
   r.batch = b;
   const int64_t B = b.clean_ids.size(0);
   const auto dev = b.clean_ids.device();
-  if (is_seq(metric)) {
+  if (is_sequence_metric(metric)) {
     const at::Tensor any_t = b.target_mask.ne(0).any(0).nonzero().view(-1);
     const int64_t t0 = any_t.min().item<int64_t>(), span = any_t.max().item<int64_t>() - t0 + 1;
     r.pos = at::arange(t0, t0 + span, at::TensorOptions().dtype(at::kLong).device(dev)).unsqueeze(0).expand({B, span});
@@ -426,7 +299,7 @@ void gradient_run(HookedTransformer& model, const Graph& graph, const MetricRows
   else
     handles.push_back(hm.add("blocks.*.attn.hook_v", store(v)));
   handles.push_back(hm.add("blocks.*.hook_mlp_in", store(xm)));
-  handles.push_back(hm.add("blocks." + std::to_string(L - 1) + ".hook_resid_post", [&xr](const at::Tensor& x, const HookContext&) {
+  handles.push_back(hm.add(hook_name(L - 1, HookKind::kResidPost), [&xr](const at::Tensor& x, const HookContext&) {
     xr = x.view_as(x);
     return xr;
   }));
@@ -504,53 +377,6 @@ void gradient_run(HookedTransformer& model, const Graph& graph, const MetricRows
 
 }  // namespace
 
-at::Tensor metric_per_example(MetricKind kind, const at::Tensor& logits, const AttributionBatch& batch,
-                              const at::Tensor& clean_logits) {
-  if ((kind == MetricKind::kKl || kind == MetricKind::kSeqKl) && !clean_logits.defined())
-    throw Error(ErrorCode::kInternal, std::string("metric ") + metric_name(kind) + " needs the clean run's logits as reference");
-  if (is_seq(kind)) {
-    if (!batch.target_ids.defined() || !batch.target_mask.defined())
-      throw Error(ErrorCode::kInput, std::string("metric ") + metric_name(kind) + " needs target_ids and target_mask");
-    const auto dev = logits.device();
-    const at::Tensor tm = batch.target_mask.to(dev).ne(0);  // [B,T]
-    const at::Tensor n = tm.sum(1);
-    if ((n == 0).any().item<bool>())
-      throw Error(ErrorCode::kInput, std::string("metric ") + metric_name(kind) + ": an example has no supervised position");
-    // Only the span of supervised positions goes through log_softmax ([B,span,V] in float32).
-    const at::Tensor any_t = tm.any(0).nonzero().view(-1);
-    const int64_t t0 = any_t.min().item<int64_t>(), span = any_t.max().item<int64_t>() - t0 + 1;
-    const at::Tensor lp = at::log_softmax(logits.narrow(1, t0, span).to(at::kFloat), -1);
-    at::Tensor v;  // [B,span]
-    if (kind == MetricKind::kSeqLogprob) {
-      v = lp.gather(2, batch.target_ids.to(dev, at::kLong).narrow(1, t0, span).unsqueeze(2)).squeeze(2);
-    } else {
-      const at::Tensor lpc = at::log_softmax(clean_logits.detach().narrow(1, t0, span).to(at::kFloat), -1);
-      v = (lpc.exp() * (lpc - lp)).sum(-1);
-    }
-    const at::Tensor w = tm.narrow(1, t0, span).to(at::kFloat);
-    return (v * w).sum(1) / n.to(at::kFloat);
-  }
-  const at::Tensor pos = metric_positions(batch, logits.device());
-  const at::Tensor last = rows_at(logits, pos);  // [B,V]
-  const int64_t B = last.size(0);
-  switch (kind) {
-    case MetricKind::kLogitDiff:
-    case MetricKind::kProbDiff: {
-      at::Tensor v = kind == MetricKind::kProbDiff ? at::softmax(last, -1) : last;
-      at::Tensor a = batch.answer_ids.to(v.device(), at::kLong).view({B, 1});
-      at::Tensor w = batch.wrong_ids.to(v.device(), at::kLong).view({B, 1});
-      return (v.gather(1, a) - v.gather(1, w)).squeeze(1);
-    }
-    case MetricKind::kKl: {
-      at::Tensor lp = at::log_softmax(last, -1);
-      at::Tensor lpc = at::log_softmax(rows_at(clean_logits.detach(), pos), -1);
-      return (lpc.exp() * (lpc - lp)).sum(-1);
-    }
-    default: break;
-  }
-  throw Error(ErrorCode::kInternal, "unknown metric");
-}
-
 at::Tensor upstream_activations(HookedTransformer& model, const Graph& graph, const at::Tensor& ids,
                                 const at::Tensor& attention_mask) {
   // The logits are not needed: the cheapest row.
@@ -592,7 +418,7 @@ struct Stopwatch {
 
 EapResult eap_scores(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch_in, const EapOptions& opts) {
   CS_SCOPE("cs::batch");
-  check_batch(model, batch_in, opts.metric);
+  check_metric_batch(model, batch_in, opts.metric);
   if (opts.ig_steps < 0) throw Error(ErrorCode::kUsage, "ig steps must be >= 0; found " + std::to_string(opts.ig_steps));
   if (opts.clean_corrupted && opts.ig_steps != 0)
     throw Error(ErrorCode::kUsage, "clean-corrupted takes no ig steps; found " + std::to_string(opts.ig_steps));
@@ -638,8 +464,7 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
       const bool attn = gi > 0 && gi % 2 == 1;
       const int64_t r0 = gi == 0 ? 0 : 1 + l * (H + 1) + (attn ? 0 : H);
       const int64_t n = attn ? H : 1;
-      const std::string hook = gi == 0 ? std::string("hook_embed")
-                                       : "blocks." + std::to_string(l) + (attn ? ".attn.hook_result" : ".hook_mlp_out");
+      const std::string hook = gi == 0 ? std::string("hook_embed") : hook_name(l, attn ? HookKind::kResult : HookKind::kMlpOut);
       at::Tensor zc = clean.acts.narrow(2, r0, n), zx = corr.acts.narrow(2, r0, n);
       if (!attn) {
         zc = zc.squeeze(2);
@@ -696,61 +521,6 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
   return res;
 }
 
-AttributionBatch make_attribution_batch(const std::vector<PairExample>& examples, size_t begin, size_t end) {
-  if (begin >= end || end > examples.size())
-    throw Error(ErrorCode::kInternal, "make_attribution_batch: bad range [" + std::to_string(begin) + "," + std::to_string(end) + ")");
-  const int64_t B = static_cast<int64_t>(end - begin);
-  int64_t T = 0;
-  bool seq = false;
-  for (size_t i = begin; i < end; ++i) {
-    T = std::max<int64_t>(T, static_cast<int64_t>(std::max(examples[i].clean_ids.size(), examples[i].corrupted_ids.size())));
-    seq = seq || examples[i].n_supervised > 0;
-  }
-  AttributionBatch b;
-  b.clean_ids = at::zeros({B, T}, at::kLong);
-  b.corrupted_ids = at::zeros({B, T}, at::kLong);
-  b.attention_mask = at::zeros({B, T}, at::kLong);
-  b.corrupted_mask = at::zeros({B, T}, at::kLong);
-  b.answer_ids = at::empty({B}, at::kLong);
-  b.wrong_ids = at::empty({B}, at::kLong);
-  b.positions = at::empty({B}, at::kLong);
-  if (seq) {
-    b.target_ids = at::zeros({B, T}, at::kLong);
-    b.target_mask = at::zeros({B, T}, at::kLong);
-  }
-  auto fill = [&](const std::vector<int64_t>& src, at::Tensor& ids, at::Tensor& mask, int64_t r) {
-    auto a = ids.accessor<int64_t, 2>();
-    auto m = mask.accessor<int64_t, 2>();
-    for (size_t t = 0; t < src.size(); ++t) {
-      a[r][t] = src[t];
-      m[r][t] = 1;
-    }
-  };
-  for (int64_t r = 0; r < B; ++r) {
-    const PairExample& ex = examples[begin + r];
-    const int64_t n = static_cast<int64_t>(ex.clean_ids.size());
-    if (n == 0 || ex.corrupted_ids.empty())
-      throw Error(ErrorCode::kInput, "example from line " + std::to_string(ex.line) + " has an empty clean or corrupted side");
-    fill(ex.clean_ids, b.clean_ids, b.attention_mask, r);
-    fill(ex.corrupted_ids, b.corrupted_ids, b.corrupted_mask, r);
-    b.answer_ids[r] = ex.answer_id;
-    b.wrong_ids[r] = ex.wrong_id;
-    b.positions[r] = n - 1;
-    if (ex.n_supervised > 0) {
-      if (ex.n_supervised >= n)
-        throw Error(ErrorCode::kInput, "example from line " + std::to_string(ex.line) + ": " + std::to_string(ex.n_supervised) +
-                                           " supervised tokens need a prompt before them; it has " + std::to_string(n) + " tokens");
-      auto tid = b.target_ids.accessor<int64_t, 2>();
-      auto tm = b.target_mask.accessor<int64_t, 2>();
-      // Token t (t >= n - n_supervised) is predicted at position t - 1.
-      for (int64_t t = n - ex.n_supervised; t < n; ++t) {
-        tid[r][t - 1] = ex.clean_ids[t];
-        tm[r][t - 1] = 1;
-      }
-    }
-  }
-  return b;
-}
 
 EapResult eap_scores(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
                      const EapOptions& opts, int64_t batch_size, const std::function<void(size_t, size_t)>& on_batch) {

@@ -3,16 +3,17 @@
 #include <algorithm>
 
 #include "circuitscope/error.hpp"
+#include "core/enum_names.hpp"
 
 namespace circuitscope {
 
-KvEdges parse_kv_edges(const std::string& s) {
-  if (s == "per-query-head") return KvEdges::kPerQueryHead;
-  if (s == "per-kv-head") return KvEdges::kPerKvHead;
-  throw Error(ErrorCode::kUsage, "kv edges '" + s + "': expected per-query-head or per-kv-head");
-}
+namespace {
+constexpr detail::NameTable<KvEdges, 2> kKvEdgesNames = {
+    {{KvEdges::kPerQueryHead, "per-query-head"}, {KvEdges::kPerKvHead, "per-kv-head"}}};
+}  // namespace
 
-const char* kv_edges_name(KvEdges k) { return k == KvEdges::kPerQueryHead ? "per-query-head" : "per-kv-head"; }
+KvEdges parse_kv_edges(const std::string& s) { return detail::parse_name(kKvEdgesNames, s, "kv edges"); }
+const char* kv_edges_name(KvEdges k) { return detail::name_of(kKvEdgesNames, k); }
 
 namespace {
 std::string head_name(int64_t l, int64_t h) { return "a" + std::to_string(l) + ".h" + std::to_string(h); }

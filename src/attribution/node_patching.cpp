@@ -9,24 +9,17 @@
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/patching.hpp"
+#include "core/enum_names.hpp"
 
 namespace circuitscope {
 
-PatchLevel parse_patch_level(const std::string& s) {
-  if (s == "head") return PatchLevel::kHead;
-  if (s == "mlp") return PatchLevel::kMlp;
-  if (s == "resid") return PatchLevel::kResid;
-  throw Error(ErrorCode::kUsage, "patch level '" + s + "': expected head, mlp or resid");
-}
+namespace {
+constexpr detail::NameTable<PatchLevel, 3> kPatchLevelNames = {
+    {{PatchLevel::kHead, "head"}, {PatchLevel::kMlp, "mlp"}, {PatchLevel::kResid, "resid"}}};
+}  // namespace
 
-const char* patch_level_name(PatchLevel l) {
-  switch (l) {
-    case PatchLevel::kHead: return "head";
-    case PatchLevel::kMlp: return "mlp";
-    case PatchLevel::kResid: return "resid";
-  }
-  return "?";
-}
+PatchLevel parse_patch_level(const std::string& s) { return detail::parse_name(kPatchLevelNames, s, "patch level"); }
+const char* patch_level_name(PatchLevel l) { return detail::name_of(kPatchLevelNames, l); }
 
 std::string NodePatch::name() const {
   switch (level) {
@@ -51,12 +44,11 @@ std::vector<NodePatch> patch_nodes(const ModelConfig& cfg, PatchLevel level) {
 
 namespace {
 
-std::string hook_name(const NodePatch& n) {
-  const std::string b = "blocks." + std::to_string(n.layer) + ".";
+std::string node_hook(const NodePatch& n) {
   switch (n.level) {
-    case PatchLevel::kHead: return b + "attn.hook_z";
-    case PatchLevel::kMlp: return b + "hook_mlp_out";
-    case PatchLevel::kResid: return n.layer < 0 ? std::string("hook_embed") : b + "hook_resid_post";
+    case PatchLevel::kHead: return hook_name(n.layer, HookKind::kZ);
+    case PatchLevel::kMlp: return hook_name(n.layer, HookKind::kMlpOut);
+    case PatchLevel::kResid: return n.layer < 0 ? std::string("hook_embed") : hook_name(n.layer, HookKind::kResidPost);
   }
   return "";
 }
@@ -88,7 +80,7 @@ at::Tensor run_patched(HookedTransformer& model, const AttributionBatch& b, cons
   if (position >= 0) pm = position_mask(b, position);
   std::vector<HookHandle> hs;
   for (const NodePatch& n : nodes) {
-    const std::string name = hook_name(n);
+    const std::string name = node_hook(n);
     const at::Tensor& c = corr.at(name);
     const int64_t head = n.level == PatchLevel::kHead ? n.head : -1;
     hs.push_back(model.hooks().add(name, [c, head, pm](const at::Tensor& x, const HookContext&) {
@@ -114,7 +106,7 @@ at::Tensor run_patched(HookedTransformer& model, const AttributionBatch& b, cons
 std::map<std::string, at::Tensor> corrupted_values(HookedTransformer& model, const AttributionBatch& b,
                                                    const std::vector<NodePatch>& nodes) {
   std::vector<std::string> names;
-  for (const NodePatch& n : nodes) names.push_back(hook_name(n));
+  for (const NodePatch& n : nodes) names.push_back(node_hook(n));
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   ActivationCache cache;

@@ -9,6 +9,7 @@
 #include "circuitscope/error.hpp"
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
+#include "core/enum_names.hpp"
 
 namespace circuitscope {
 
@@ -22,29 +23,19 @@ double mean_metric(MetricKind metric, const at::Tensor& logits, const Attributio
 
 }  // namespace
 
-Intervention parse_intervention(const std::string& s) {
-  for (Intervention i : {Intervention::kPatch, Intervention::kZero, Intervention::kMean, Intervention::kMeanPositional})
-    if (s == intervention_name(i)) return i;
-  throw Error(ErrorCode::kUsage, "intervention '" + s + "': expected patch, zero, mean or mean-positional");
-}
+namespace {
+constexpr detail::NameTable<Intervention, 4> kInterventionNames = {{{Intervention::kPatch, "patch"},
+                                                                    {Intervention::kZero, "zero"},
+                                                                    {Intervention::kMean, "mean"},
+                                                                    {Intervention::kMeanPositional, "mean-positional"}}};
+constexpr detail::NameTable<MeanSource, 2> kMeanSourceNames = {
+    {{MeanSource::kClean, "clean"}, {MeanSource::kCorrupted, "corrupted"}}};
+}  // namespace
 
-const char* intervention_name(Intervention i) {
-  switch (i) {
-    case Intervention::kPatch: return "patch";
-    case Intervention::kZero: return "zero";
-    case Intervention::kMean: return "mean";
-    case Intervention::kMeanPositional: return "mean-positional";
-  }
-  return "?";
-}
-
-MeanSource parse_mean_source(const std::string& s) {
-  if (s == "clean") return MeanSource::kClean;
-  if (s == "corrupted") return MeanSource::kCorrupted;
-  throw Error(ErrorCode::kUsage, "mean source '" + s + "': expected clean or corrupted");
-}
-
-const char* mean_source_name(MeanSource m) { return m == MeanSource::kClean ? "clean" : "corrupted"; }
+Intervention parse_intervention(const std::string& s) { return detail::parse_name(kInterventionNames, s, "intervention"); }
+const char* intervention_name(Intervention i) { return detail::name_of(kInterventionNames, i); }
+MeanSource parse_mean_source(const std::string& s) { return detail::parse_name(kMeanSourceNames, s, "mean source"); }
+const char* mean_source_name(MeanSource m) { return detail::name_of(kMeanSourceNames, m); }
 
 namespace {
 // Index of each token among its row's real tokens, [B,T] int64 (padding: 0).
@@ -184,7 +175,7 @@ double circuit_metric(HookedTransformer& model, const Graph& graph, const Attrib
     return add_split(x.unsqueeze(2), w).squeeze(2);
   };
   hs.push_back(model.hooks().add("blocks.*.hook_mlp_in", [&](const at::Tensor& x, const HookContext& c) { return add_dense(x, wm[c.layer]); }));
-  hs.push_back(model.hooks().add("blocks." + std::to_string(L - 1) + ".hook_resid_post",
+  hs.push_back(model.hooks().add(hook_name(L - 1, HookKind::kResidPost),
                                  [&](const at::Tensor& x, const HookContext&) { return add_dense(x, wl); }));
   at::Tensor logits = model.forward(b.clean_ids, b.attention_mask);
   hs.clear();

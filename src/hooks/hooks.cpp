@@ -19,6 +19,10 @@ constexpr const char* kSuffixes[kNumLayerHooks] = {
 
 const char* hook_kind_suffix(HookKind k) { return kSuffixes[static_cast<int>(k)]; }
 
+std::string hook_name(int64_t layer, HookKind kind) {
+  return "blocks." + std::to_string(layer) + "." + hook_kind_suffix(kind);
+}
+
 int head_dim_of(HookKind k) {
   switch (k) {
     case HookKind::kQInput: case HookKind::kKInput: case HookKind::kVInput:
@@ -76,7 +80,7 @@ HookManager::HookManager(int64_t n_layers) : n_layers_(n_layers) {
   names_[kHookLnFinal] = "ln_final.hook_normalized";
   for (int64_t l = 0; l < n_layers; ++l)
     for (int k = 0; k < kNumLayerHooks; ++k)
-      names_[point_id(l, static_cast<HookKind>(k))] = "blocks." + std::to_string(l) + "." + kSuffixes[k];
+      names_[point_id(l, static_cast<HookKind>(k))] = hook_name(l, static_cast<HookKind>(k));
   for (size_t i = 0; i < names_.size(); ++i) by_name_[names_[i]] = static_cast<int>(i);
   hooks_.resize(names_.size());
 }
