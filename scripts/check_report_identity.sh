@@ -7,7 +7,8 @@
 #
 # The one intended difference between builds before and after commit "--sizes replaces --sweep"
 # (schema_version 2): the faithfulness-curve option was --sweep and its report key `sweep`. An old
-# build is run with its spelling, and its reports get that key and version rewritten, nothing else.
+# build is run with its spelling, and its reports (and evaluate's printout) get that key and version
+# rewritten, nothing else.
 # Exit 0 when every output matches; 1 with the differing files named otherwise.
 set -euo pipefail
 
@@ -75,6 +76,9 @@ if [[ $(sizes_opt "$OLD") == --sweep && $(sizes_opt "$NEW") == --sizes ]]; then
   for f in "$WORK"/old/*.json; do
     [[ $(basename "$f") == patch-* ]] && continue  # patch reports have their own version, unchanged
     sed -i -e 's/^ "schema_version": 1,$/ "schema_version": 2,/' -e 's/^  "sweep": \[$/  "sizes": [/' "$f"
+  done
+  for f in "$WORK"/old/eval-*.out; do  # evaluate prints the faithfulness block alone
+    sed -i -e 's/^ "sweep": \[$/ "sizes": [/' "$f"
   done
 fi
 

@@ -111,7 +111,7 @@ TEST_CASE("attribute command writes a report with every edge", "[attribution][cl
   REQUIRE(rc == 0);
   nlohmann::json j;
   std::ifstream(out) >> j;
-  REQUIRE(j["schema_version"] == 1);
+  REQUIRE(j["schema_version"] == 2);
   REQUIRE(j["edges"].size() == 479);  // qwen2-tiny per query head, see the graph tests
   REQUIRE(j["dataset"]["examples"] == 3);
   REQUIRE(j["method"]["ig_steps"] == 3);

@@ -44,14 +44,14 @@ TEST_CASE("attribute --config: thinking-sparks config = command line = preset - 
   std::ofstream(tmp.path + "/my.json") << "// mine\n{\n  \"model_dir\": \"" << model << "\", \"data\": \"" << data
                                         << "\",\n  /* block comment */ \"out\": \"" << tmp.path
                                         << "/d.json\", \"method\": \"eap-ig-inputs\", \"ig_steps\": 5,\n"
-                                           "  \"loss\": true, \"sweep\": [10, 40], \"top-n\": 30\n}\n";
+                                           "  \"loss\": true, \"sizes\": [10, 40], \"top-n\": 30\n}\n";
   REQUIRE(cs_test::run_command(cs_test::binary_path() + " attribute --config " + tmp.path + "/my.json --ig-steps 2", log) ==
           0);
   const nlohmann::json d = cs_test::read_json_file(tmp.path + "/d.json");
   REQUIRE(d["method"]["ig_steps"] == 2);
   REQUIRE(d["method"]["loss"] == true);
   REQUIRE(d["circuit"]["top_n"] == 30);
-  REQUIRE(d["faithfulness"]["sweep"].size() == 2);
+  REQUIRE(d["faithfulness"]["sizes"].size() == 2);
   REQUIRE(d["baselines"]["clean"].get<double>() == Approx(-a["baselines"]["clean"].get<double>()).margin(1e-6));
 
   struct Bad {

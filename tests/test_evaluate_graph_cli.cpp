@@ -22,7 +22,7 @@ const char* kEvalPairs =
     "{\"clean_ids\": [9, 9, 31, 200], \"corrupted_ids\": [9, 8, 31, 200], \"answer_id\": 31, \"wrong_id\": 30}\n";
 }  // namespace
 
-TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness - sweeps - errors", "[evaluate][cli]") {
+TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness - size curves - errors", "[evaluate][cli]") {
   cs_test::TempDir tmp("evalgraph");
   const std::string bin = cs_test::binary_path(), model = cs_test::data_dir() + "/hf-tiny/qwen2-tiny";
   const std::string data = tmp.path + "/p.jsonl";
@@ -35,7 +35,7 @@ TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness - sweep
   REQUIRE(r["circuit"]["selection"] == "greedy");
   REQUIRE(r["circuit"]["greedy"] == 30);
   const std::string eval = bin + " evaluate " + model + " " + tmp.path + "/r.json --data " + data + " ";
-  int rc = cs_test::run_command(eval + "--intervention zero --sweep 479,0 --out " + tmp.path + "/e.json", log);
+  int rc = cs_test::run_command(eval + "--intervention zero --sizes 479,0 --out " + tmp.path + "/e.json", log);
   INFO(log);
   REQUIRE(rc == 0);
   const nlohmann::json e = cs_test::read_json_file(tmp.path + "/e.json");
@@ -48,8 +48,13 @@ TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness - sweep
   REQUIRE(e["faithfulness"]["dataset"]["examples"] == 2);
   REQUIRE(e["edges"] == r["edges"]);  // the circuit is the report's
   // All edges = clean; no edge under zero ablation is not the corrupted run.
-  REQUIRE(e["faithfulness"]["sweep"][0]["normalized"].get<double>() == Approx(1.0).margin(1e-4));
-  REQUIRE(e["faithfulness"]["sweep"][1]["edges"] == 0);
+  REQUIRE(e["faithfulness"]["sizes"][0]["normalized"].get<double>() == Approx(1.0).margin(1e-4));
+  REQUIRE(e["faithfulness"]["sizes"][1]["edges"] == 0);
+  // --sweep, the old spelling of --sizes: the same report, and a warning that names the new one.
+  REQUIRE(cs_test::run_command(eval + "--intervention zero --sweep 479,0 --out " + tmp.path + "/e_old.json", log) == 0);
+  REQUIRE(log.find("--sweep is deprecated") != std::string::npos);
+  REQUIRE(log.find("use --sizes") != std::string::npos);
+  REQUIRE(cs_test::read_json_file(tmp.path + "/e_old.json") == e);
   // A new selection from the report's scores replaces the circuit block.
   REQUIRE(cs_test::run_command(eval + "--top-n 479 --out " + tmp.path + "/e2.json", log) == 0);
   const nlohmann::json e2 = cs_test::read_json_file(tmp.path + "/e2.json");

@@ -24,6 +24,7 @@
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/patching.hpp"
+#include "circuitscope/pipeline.hpp"
 #include "test_util.hpp"
 
 using namespace circuitscope;
@@ -273,16 +274,6 @@ AttributionBatch make_pairs(const InductionData& d, Corruption kind, std::mt1993
   return b;
 }
 
-std::vector<double> edge_vector(const Graph& g, const at::Tensor& scores) {
-  std::vector<double> out(g.n_edges());
-  auto a = scores.accessor<float, 2>();
-  for (int64_t e = 0; e < g.n_edges(); ++e) {
-    auto [u, d] = g.edge_nodes(e);
-    out[e] = a[u][d];
-  }
-  return out;
-}
-
 // The model is trained once and shared by the test cases below.
 struct Trained {
   std::unique_ptr<HookedTransformer> model;
@@ -328,11 +319,11 @@ struct Correlations {
 Correlations compare_with_exact(HookedTransformer& m, const Graph& g, const AttributionBatch& pairs, int64_t n,
                                 const char* label) {
   EapOptions o;
-  const std::vector<double> eap = edge_vector(g, eap_scores(m, g, pairs, o).scores);
+  const std::vector<double> eap = edge_scores_from_matrix(g, eap_scores(m, g, pairs, o).scores);
   o.ig_steps = 5;
-  const std::vector<double> ig5 = edge_vector(g, eap_scores(m, g, pairs, o).scores);
+  const std::vector<double> ig5 = edge_scores_from_matrix(g, eap_scores(m, g, pairs, o).scores);
   o.ig_steps = 16;
-  const std::vector<double> ig16 = edge_vector(g, eap_scores(m, g, pairs, o).scores);
+  const std::vector<double> ig16 = edge_scores_from_matrix(g, eap_scores(m, g, pairs, o).scores);
   std::vector<int64_t> order(g.n_edges());
   std::iota(order.begin(), order.end(), 0);
   const std::vector<double> exact = exact_edge_scores(m, g, pairs, order, MetricKind::kLogitDiff);
@@ -391,7 +382,7 @@ TEST_CASE("induction toy: the previous-token and induction heads found from atte
   const EapResult ig = eap_scores(m, g, pairs, o);
   std::printf("[induction] logit difference clean %.3f, corrupted %.3f\n", ig.metric_clean, ig.metric_corrupted);
   REQUIRE(ig.metric_clean - ig.metric_corrupted > 5.0);
-  const std::vector<double> s = edge_vector(g, ig.scores);
+  const std::vector<double> s = edge_scores_from_matrix(g, ig.scores);
   const std::string a0 = "a0.h" + std::to_string(prev), a1 = "a1.h" + std::to_string(ind);
   // The mechanism's edges: input -> a0.prev<v>, a0.prev -> a1.X<k>, a1.X -> logits (X an induction head).
   std::vector<char> mechanism(g.n_edges(), 0);

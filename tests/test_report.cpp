@@ -150,20 +150,20 @@ TEST_CASE("reports written by attribute validate against the schema - broken one
   REQUIRE(j["nodes"].size() == 1 + 16 + 4 + 1);
   for (const auto& [n, v] : j["nodes"].items()) REQUIRE(v["in_graph"] == false);
 
-  // A circuit, a sweep, a mean intervention.
-  REQUIRE(cs_test::run_command(base + "--top-n 40 --sweep 40,479 --intervention mean", log) == 0);
+  // A circuit, a faithfulness curve, a mean intervention.
+  REQUIRE(cs_test::run_command(base + "--top-n 40 --sizes 40,479 --intervention mean", log) == 0);
   std::ifstream(tmp.path + "/r.json") >> j;
   const auto errs = problems(j);
   for (const auto& e : errs) UNSCOPED_INFO(e);
   REQUIRE(errs.empty());
   REQUIRE(j["faithfulness"]["intervention"] == "mean");
   REQUIRE(j["faithfulness"]["mean_source"] == "clean");
-  REQUIRE(j["faithfulness"]["sweep"].size() == 2);
-  // The sweep's top 40 is the report's circuit; all 479 edges are the clean run.
-  REQUIRE(j["faithfulness"]["sweep"][0]["edges"] == j["circuit"]["edges"]);
-  REQUIRE(j["faithfulness"]["sweep"][0]["circuit"].get<double>() ==
+  REQUIRE(j["faithfulness"]["sizes"].size() == 2);
+  // The curve's top 40 is the report's circuit; all 479 edges are the clean run.
+  REQUIRE(j["faithfulness"]["sizes"][0]["edges"] == j["circuit"]["edges"]);
+  REQUIRE(j["faithfulness"]["sizes"][0]["circuit"].get<double>() ==
           Approx(j["faithfulness"]["circuit"].get<double>()).margin(1e-6));
-  REQUIRE(j["faithfulness"]["sweep"][1]["normalized"].get<double>() == Approx(1.0).margin(1e-4));
+  REQUIRE(j["faithfulness"]["sizes"][1]["normalized"].get<double>() == Approx(1.0).margin(1e-4));
   // Node in_graph agrees with the edges: every endpoint owner of an in-graph edge is in the graph.
   int64_t in_nodes = 0;
   for (const auto& [n, v] : j["nodes"].items()) in_nodes += v["in_graph"].get<bool>();
@@ -188,7 +188,7 @@ TEST_CASE("reports written by attribute validate against the schema - broken one
       {[](nlohmann::json& r) { r["method"]["kv_edges"] = "per-group"; }, "$.method.kv_edges"},
       {[](nlohmann::json& r) { r["heads"][3]["importance"] = -0.5; }, "$.heads[3].importance"},
       {[](nlohmann::json& r) { r["circuit"]["selection"] = "random"; }, "$.circuit.selection"},
-      {[](nlohmann::json& r) { r["faithfulness"]["sweep"][0].erase("top_n"); }, "$.faithfulness.sweep[0]"},
+      {[](nlohmann::json& r) { r["faithfulness"]["sizes"][0].erase("top_n"); }, "$.faithfulness.sizes[0]"},
       {[](nlohmann::json& r) { r["nodes"]["m0"]["in_graph"] = 1; }, "$.nodes.m0.in_graph"},
   };
   for (const Broken& b : broken) {
@@ -239,7 +239,7 @@ TEST_CASE("circuit options that conflict are usage errors", "[report][cli]") {
                            data + " --method eap --out " + tmp.path + "/x.json ";
   std::string log;
   for (const char* bad : {"--simplify 0.1", "--top-n 5 --greedy 5", "--threshold 0.1 --top-n 3", "--selection sparks",
-                          "--level nodes --top-n 3", "--sweep 10,x", "--sweep -5", "--intervention mean --mean-source both",
+                          "--level nodes --top-n 3", "--sizes 10,x", "--sizes -5", "--sweep 10 --sizes 10", "--intervention mean --mean-source both",
                           "--greedy -2", "--top-n -1"}) {
     INFO(bad);
     REQUIRE(cs_test::run_command(base + bad, log) == 2);

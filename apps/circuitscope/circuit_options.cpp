@@ -8,6 +8,7 @@
 #include "circuitscope/error.hpp"
 #include "circuitscope/patching.hpp"
 #include "circuitscope/report.hpp"
+#include "command.hpp"
 
 namespace circuitscope::app {
 
@@ -32,7 +33,9 @@ void add_circuit_options(CLI::App* sub, CircuitOptions& o) {
       ->capture_default_str();
   sub->add_option("--mean-source", o.mean_source, "inputs the means are taken over: clean | corrupted")
       ->capture_default_str();
-  sub->add_option("--sweep", o.sweep, "faithfulness of the top-n circuit (then pruned) for each size, e.g. 100,300,1000");
+  sub->add_option("--sizes", o.sizes,
+                  "faithfulness curve: the top-n circuit (then pruned) for each size, e.g. 100,300,1000");
+  sub->add_option("--sweep", o.sweep, "deprecated spelling of --sizes");
 }
 
 Selection make_selection(const CircuitOptions& in) {
@@ -74,66 +77,20 @@ Selection make_selection(const CircuitOptions& in) {
   return s;
 }
 
-std::vector<int64_t> parse_sweep(const std::string& s) {
-  std::vector<int64_t> out;
-  if (s.empty()) return out;
-  std::stringstream ss(s);
-  std::string tok;
-  while (std::getline(ss, tok, ',')) {
-    size_t used = 0;
-    int64_t v = -1;
-    try {
-      v = std::stoll(tok, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != tok.size() || tok.empty() || v < 0)
-      throw Error(ErrorCode::kUsage, "--sweep '" + s + "': '" + tok + "' is not a non-negative integer");
-    out.push_back(v);
+FaithfulnessSpec make_faithfulness_spec(const CircuitOptions& o) {
+  FaithfulnessSpec f;
+  f.intervention = parse_intervention(o.intervention);
+  f.mean_source = parse_mean_source(o.mean_source);
+  f.absolute = !o.signed_scores;
+  std::string option = "--sizes", sizes = o.sizes;
+  if (!o.sweep.empty()) {
+    if (!o.sizes.empty()) throw Error(ErrorCode::kUsage, "--sweep and --sizes are one option: give --sizes only");
+    spdlog::warn("--sweep is deprecated and will be removed: use --sizes (the report key is faithfulness.sizes)");
+    option = "--sweep";
+    sizes = o.sweep;
   }
-  return out;
-}
-
-nlohmann::json faithfulness_section(HookedTransformer& model, const Graph& g, const std::vector<PairExample>& examples,
-                                    const std::vector<double>& scores, const EdgeMask* circuit,
-                                    const CircuitOptions& o, MetricKind metric, bool loss, int64_t batch_size) {
-  const Intervention iv = parse_intervention(o.intervention);
-  const MeanSource ms = parse_mean_source(o.mean_source);
-  const std::vector<int64_t> sizes = parse_sweep(o.sweep);
-  std::vector<EdgeMask> masks;
-  std::vector<int64_t> kept;
-  if (circuit) masks.push_back(*circuit);
-  for (int64_t n : sizes) {
-    Selection s;
-    s.kind = SelectionKind::kTopN;
-    s.n = n;
-    s.absolute = !o.signed_scores;
-    masks.push_back(select_circuit(g, scores, s).mask);
-    kept.push_back(count_edges(masks.back()));
-  }
-  nlohmann::json j = {{"intervention", intervention_name(iv)}};
-  if (iv == Intervention::kMean || iv == Intervention::kMeanPositional) j["mean_source"] = mean_source_name(ms);
-  if (masks.empty()) return j;
-  const std::vector<Faithfulness> f = faithfulness(model, g, examples, masks, metric, loss, batch_size, iv, ms);
-  j["clean"] = f[0].clean;
-  j["corrupted"] = f[0].corrupted;
-  size_t i = 0;
-  if (circuit) {
-    j["circuit"] = f[0].circuit;
-    j["normalized"] = f[0].normalized;
-    spdlog::info("circuit: {} edges; faithfulness {:.4f} (circuit {:.4f}, clean {:.4f}, corrupted {:.4f})",
-                 count_edges(*circuit), f[0].normalized, f[0].circuit, f[0].clean, f[0].corrupted);
-    i = 1;
-  }
-  if (!sizes.empty()) {
-    nlohmann::json sw = nlohmann::json::array();
-    for (size_t k = 0; k < sizes.size(); ++k, ++i) {
-      sw.push_back({{"top_n", sizes[k]}, {"edges", kept[k]}, {"circuit", f[i].circuit}, {"normalized", f[i].normalized}});
-      spdlog::info("sweep: top {} -> {} edges after pruning, faithfulness {:.4f}", sizes[k], kept[k], f[i].normalized);
-    }
-    j["sweep"] = std::move(sw);
-  }
-  return j;
+  if (!sizes.empty()) f.sizes = parse_int_list(sizes, option, 0);
+  return f;
 }
 
 void add_config_option(CLI::App* sub, std::string& path) {
@@ -169,7 +126,7 @@ void apply_config(CLI::App* sub, const std::string& path) {
       else throw Error(ErrorCode::kFormat, path + ": key '" + key + "' must be a string, number or boolean; found " + v.dump());
     };
     if (value.is_array()) {
-      std::string joined;  // lists (e.g. sweep) as the comma-separated form of the command line
+      std::string joined;  // lists (e.g. sizes) as the comma-separated form of the command line
       for (const auto& v : value) {
         one(v);
         joined += (joined.empty() ? "" : ",") + vals.back();

@@ -1,5 +1,6 @@
 // Options shared by `attribute` and `evaluate`: circuit selection, the intervention used for
-// faithfulness, and the sweep over circuit sizes; and `--config FILE.json` for any command.
+// faithfulness, and the faithfulness curve over circuit sizes (parsed here, once, into the library's
+// Selection and FaithfulnessSpec); and `--config FILE.json` for any command.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -9,13 +10,7 @@
 #include <vector>
 
 #include "circuitscope/circuit.hpp"
-#include "circuitscope/dataset.hpp"
-#include "circuitscope/eap.hpp"
-#include "circuitscope/graph.hpp"
-
-namespace circuitscope {
-class HookedTransformer;
-}
+#include "circuitscope/pipeline.hpp"
 
 namespace circuitscope::app {
 
@@ -32,20 +27,17 @@ struct CircuitOptions {
   bool signed_scores = false;
   std::string intervention = "patch";
   std::string mean_source = "clean";
-  std::string sweep;         // "100,300,1000"
+  std::string sizes;         // --sizes 100,300,1000
+  std::string sweep;         // --sweep: the deprecated spelling of --sizes
   std::string level = "edge";  // --level edge|node
 };
 
 void add_circuit_options(CLI::App* sub, CircuitOptions& o);
 // The selection the options ask for (kNone when none); throws a usage Error on conflicting options.
 Selection make_selection(const CircuitOptions& o);
-std::vector<int64_t> parse_sweep(const std::string& s);
-
-// The faithfulness block of a report: for `circuit` (when has_circuit) and for each sweep size
-// (top-n by |score| or score, then pruned).
-nlohmann::json faithfulness_section(HookedTransformer& model, const Graph& g, const std::vector<PairExample>& examples,
-                                    const std::vector<double>& scores, const EdgeMask* circuit,
-                                    const CircuitOptions& o, MetricKind metric, bool loss, int64_t batch_size);
+// Intervention, mean source and curve sizes; usage Errors name the option. Warns once when the
+// deprecated --sweep is used.
+FaithfulnessSpec make_faithfulness_spec(const CircuitOptions& o);
 
 // --config FILE: adds the option; apply_config fills every option not given on the command line from
 // the file's keys (JSON with comments; key = the long option name without dashes, '_' or '-',

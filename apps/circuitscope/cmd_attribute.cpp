@@ -1,26 +1,24 @@
-// circuitscope attribute MODEL_DIR --data pairs.jsonl --method eap|eap-ig-inputs|clean-corrupted [--ig-steps 5]
-//     [--metric logit-diff|prob-diff|kl] [--loss] [--kv-edges per-query-head|per-kv-head]
-//     [--top-n N | --threshold T | --greedy N | --top-n N --simplify T | --selection thinking-sparks]
-//     [--intervention patch|zero|mean|mean-positional] [--sweep 100,300] [--config FILE] --out report.json
+// circuitscope attribute MODEL_DIR --data pairs.jsonl
+//     [--method eap|eap-ig-inputs|eap-ig-activations|clean-corrupted] [--ig-steps 5]
+//     [--metric logit-diff|prob-diff|kl|seq-logprob|seq-kl] [--loss] [--kv-edges per-query-head|per-kv-head]
+//     [--top-n N | --threshold T | --greedy N | --top-n N --simplify T | --selection thinking-sparks] [--level edge|node]
+//     [--intervention patch|zero|mean|mean-positional] [--sizes 100,300] [--config FILE] --out report.json
+// Options -> AttributeSpec -> circuitscope::attribute (include/circuitscope/pipeline.hpp) -> report.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "progress.hpp"
 #include "circuit_options.hpp"
-#include "circuitscope/circuit.hpp"
-#include "circuitscope/dataset.hpp"
-#include "circuitscope/eap.hpp"
 #include "circuitscope/error.hpp"
 #include "circuitscope/graph.hpp"
 #include "circuitscope/model.hpp"
-#include "circuitscope/patching.hpp"
+#include "circuitscope/pipeline.hpp"
 #include "circuitscope/report.hpp"
 #include "command.hpp"
 #include "dataset_options.hpp"
+#include "progress.hpp"
 
 namespace circuitscope::app {
 namespace {
@@ -39,80 +37,48 @@ struct AttributeOptions {
   std::string config;
 };
 
+// Everything that can be checked without the model, before it loads.
+AttributeSpec make_attribute_spec(const AttributeOptions& o) {
+  AttributeSpec spec;
+  spec.method = parse_attribution_method(o.method);
+  spec.ig_steps = o.ig_steps;
+  spec.metric = parse_metric(o.metric);
+  spec.loss = o.loss;
+  spec.kv_edges = parse_kv_edges(o.kv_edges);
+  spec.batch_size = o.batch_size;
+  spec.selection = make_selection(o.circuit);
+  spec.faithfulness = make_faithfulness_spec(o.circuit);
+  spec.validate();
+  return spec;
+}
+
 int run_attribute(CLI::App* sub, const AttributeOptions& o) {
   apply_config(sub, o.config);
   require_value(o.model.model_dir, "MODEL_DIR");
   require_value(o.dataset.data, "--data");
   require_value(o.out, "--out");
-  const bool ig = o.method == "eap-ig-inputs" || o.method == "eap-ig-activations";
-  if (o.method != "eap" && !ig && o.method != "clean-corrupted")
-    throw Error(ErrorCode::kUsage,
-                "--method '" + o.method + "': expected eap, eap-ig-inputs, eap-ig-activations or clean-corrupted");
-  if (ig && o.ig_steps < 1)
-    throw Error(ErrorCode::kUsage, "--ig-steps must be at least 1 for " + o.method + "; found " + std::to_string(o.ig_steps));
-  EapOptions eo;
-  eo.metric = parse_metric(o.metric);
-  eo.loss = o.loss;
-  eo.ig_steps = ig ? o.ig_steps : 0;
-  eo.ig_mode = o.method == "eap-ig-activations" ? IgMode::kActivations : IgMode::kInputs;
-  eo.clean_corrupted = o.method == "clean-corrupted";
-  const KvEdges kv = parse_kv_edges(o.kv_edges);
-  const Selection sel = make_selection(o.circuit);
-  parse_intervention(o.circuit.intervention);  // usage errors before the model loads
-  parse_mean_source(o.circuit.mean_source);
-  parse_sweep(o.circuit.sweep);
+  const AttributeSpec spec = make_attribute_spec(o);
 
   auto model = HookedTransformer::from_pretrained(o.model.model_dir, {o.model.dtype, o.model.device});
-  const ModelConfig& c = model->config();
-  const PairDataset ds = load_pairs(o.dataset, o.model.model_dir, c, eo.metric);
-  const Graph graph({c.n_layers, c.n_heads, c.n_kv_heads, kv});
-
-  const auto t0 = std::chrono::steady_clock::now();
-  const EapResult r = eap_scores(*model, graph, ds.examples, eo, o.batch_size, EtaLog("attribute", "pairs"));
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-  std::vector<double> es(graph.n_edges());
-  auto acc = r.scores.accessor<float, 2>();
-  for (int64_t e = 0; e < graph.n_edges(); ++e) {
-    auto [u, d] = graph.edge_nodes(e);
-    es[e] = acc[u][d];
-  }
-
-  nlohmann::json j;
-  j["schema_version"] = kReportSchemaVersion;
-  j["tool"] = std::string("circuitscope ") + CIRCUITSCOPE_VERSION;
-  j["model"] = {{"path", o.model.model_dir},     {"architecture", c.architecture}, {"n_layers", c.n_layers},
-                {"n_heads", c.n_heads},          {"n_kv_heads", c.n_kv_heads},     {"d_model", c.d_model},
-                {"fingerprint", model->fingerprint()}};
-  j["dataset"] = {{"path", o.dataset.data}, {"sha256", ds.sha256}, {"examples", ds.examples.size()}, {"skipped", ds.skipped}};
-  j["method"] = {{"name", o.method},        {"ig_steps", eo.ig_steps},   {"metric", o.metric},
-                 {"loss", o.loss},          {"kv_edges", kv_edges_name(kv)}, {"dtype", o.model.dtype},
-                 {"device", model->device().str()}, {"batch_size", o.batch_size}};
-  j["baselines"] = {{"clean", r.metric_clean}, {"corrupted", r.metric_corrupted}};
-  const SelectedCircuit circuit = select_circuit(graph, es, sel);
-  const std::vector<double> node_scores = node_scores_from_edges(graph, es);
-  set_circuit_sections(j, graph, es, sel, circuit, sel.node_level ? &node_scores : nullptr);
-  if (sel.kind != SelectionKind::kNone)
-    spdlog::info("circuit ({}): {} edges selected, {} pruned, {} kept", selection_name(sel.kind), circuit.selected,
-                 circuit.pruned, circuit.selected - circuit.pruned);
-  if (sel.kind != SelectionKind::kNone || !o.circuit.sweep.empty())
-    j["faithfulness"] = faithfulness_section(*model, graph, ds.examples, es,
-                                             sel.kind != SelectionKind::kNone ? &circuit.mask : nullptr, o.circuit,
-                                             eo.metric, eo.loss, o.batch_size);
-  write_file_atomically(o.out, j.dump(1) + "\n");
+  const PairDataset ds = load_pairs(o.dataset, o.model.model_dir, model->config(), spec.metric);
+  const AttributeResult r = attribute(*model, ds.examples, spec, EtaLog("attribute", "pairs"));
+  write_file_atomically(o.out, attribute_report(r, spec, *model, o.model.model_dir, ds).dump(1) + "\n");
+  const Graph graph(r.graph);
+  const std::vector<double>& es = r.scores.scores;
   spdlog::info("{} pair(s) ({} skipped), {} edges, {} in {:.2f} s; wrote {}", ds.examples.size(), ds.skipped,
-               graph.n_edges(), o.method, secs, o.out);
+               graph.n_edges(), o.method, r.scores.seconds, o.out);
 
   std::vector<std::pair<double, int64_t>> order;
   for (int64_t e = 0; e < graph.n_edges(); ++e) order.emplace_back(-std::abs(es[e]), e);
   std::sort(order.begin(), order.end());
-  std::cout << "metric " << o.metric << ": clean " << r.metric_clean << ", corrupted " << r.metric_corrupted << "\n";
+  std::cout << "metric " << o.metric << ": clean " << r.scores.metric_clean << ", corrupted " << r.scores.metric_corrupted
+            << "\n";
   for (size_t i = 0; i < std::min<size_t>(10, order.size()); ++i)
     std::cout << graph.edge_name(order[i].second) << "\t" << es[order[i].second] << "\n";
   return 0;
 }
 
-CommandRegistrar reg_cmd_attribute({"attribute", "Score every edge of the computation graph (EAP, EAP-IG-inputs, clean-corrupted); write a JSON report",
+CommandRegistrar reg_cmd_attribute({"attribute", "Score every edge of the computation graph (EAP, EAP-IG-inputs/-activations, clean-corrupted); select a circuit; write a JSON report",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<AttributeOptions>();
                         add_model_options(sub, o->model);
@@ -140,7 +106,7 @@ CommandRegistrar reg_cmd_attribute({"attribute", "Score every edge of the comput
                             "--simplify, --selection) edges not on a path from input to logits are pruned, edges and "
                             "nodes get in_graph, and the report adds the circuit's faithfulness (every edge outside it "
                             "carrying the --intervention value; normalized = (circuit - corrupted) / (clean - "
-                            "corrupted)). --sweep adds faithfulness for several top-n sizes.");
+                            "corrupted)). --sizes adds the faithfulness curve: the top-n circuit for each size.");
                         return [o, sub] { return run_attribute(sub, *o); };
                       }});
 

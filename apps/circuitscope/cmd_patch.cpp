@@ -42,12 +42,10 @@ int run_patch(CLI::App* sub, const PatchOptions& o) {
   const NodePatchingResult r = node_patching(*model, ds.examples, level, o.per_position, metric, o.loss, o.batch_size);
 
   nlohmann::json j;
-  j["schema_version"] = 1;
-  j["tool"] = std::string("circuitscope ") + CIRCUITSCOPE_VERSION;
-  j["model"] = {{"path", o.model.model_dir},     {"architecture", c.architecture}, {"n_layers", c.n_layers},
-                {"n_heads", c.n_heads},          {"n_kv_heads", c.n_kv_heads},     {"d_model", c.d_model},
-                {"fingerprint", model->fingerprint()}};
-  j["dataset"] = {{"path", o.dataset.data}, {"sha256", ds.sha256}, {"examples", ds.examples.size()}, {"skipped", ds.skipped}};
+  j["schema_version"] = kPatchSchemaVersion;
+  j["tool"] = tool_name();
+  j["model"] = model_json(o.model.model_dir, c, model->fingerprint());
+  j["dataset"] = dataset_json(ds);
   j["method"] = {{"name", "node-patching"}, {"level", patch_level_name(level)}, {"per_position", o.per_position},
                  {"metric", o.metric},      {"loss", o.loss},                    {"dtype", o.model.dtype},
                  {"device", model->device().str()}, {"batch_size", o.batch_size}};

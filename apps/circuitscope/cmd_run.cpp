@@ -8,6 +8,7 @@
 #include "circuitscope/error.hpp"
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
+#include "circuitscope/report.hpp"
 #include "circuitscope/safetensors.hpp"
 #include "command.hpp"
 #include "prompts.hpp"
@@ -40,7 +41,7 @@ int run_run(const RunOptions& o) {
   for (const auto& [name, t] : cache.values()) out.emplace_back(name, t.to(at::kFloat));
   write_safetensors(o.out, out,
                     {{"model", o.model.model_dir}, {"fingerprint", model->fingerprint()}, {"dtype", o.model.dtype},
-                     {"padding", "left"}, {"tool", std::string("circuitscope ") + CIRCUITSCOPE_VERSION}});
+                     {"padding", "left"}, {"tool", tool_name()}});
   spdlog::info("{} prompt(s), {} positions: forward {:.3f} s; wrote logits and {} hook tensor(s) to {}", prompts.ids.size(),
                batch.ids.size(1), secs, cache.values().size(), o.out);
   return 0;

@@ -3,6 +3,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,12 +28,18 @@ struct CommandSpec {
 };
 
 std::vector<CommandSpec>& command_registry();
+// The registered commands in the order `--help` lists them (by workflow).
+std::vector<CommandSpec> commands_in_workflow_order();
 
 struct CommandRegistrar {
   explicit CommandRegistrar(CommandSpec spec) { command_registry().push_back(std::move(spec)); }
 };
 
-// Parses "5,17,300" into ids; throws a usage Error naming the option on bad input.
+// Integers separated by commas and/or white space ("5,17,300"), each >= min_value; throws a usage
+// Error naming the option and the bad item. An empty string gives an empty list.
+std::vector<int64_t> parse_int_list(const std::string& s, const std::string& option,
+                                    int64_t min_value = std::numeric_limits<int64_t>::min());
+// Token ids: parse_int_list, and at least one.
 std::vector<int64_t> parse_id_list(const std::string& s, const std::string& option);
 // One prompt per line of comma- or space-separated ids.
 std::vector<std::vector<int64_t>> read_id_file(const std::string& path);

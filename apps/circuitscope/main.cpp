@@ -21,13 +21,28 @@ std::vector<CommandSpec>& command_registry() {
   return r;
 }
 
+std::vector<CommandSpec> commands_in_workflow_order() {
+  // Look at a model and its tokenizer, run it, make data, attribute, check, draw, compare; then the
+  // toy lab and the benchmarks. Commands not listed follow by name.
+  static const std::vector<std::string> kOrder = {"inspect", "tokenize", "chat-format", "run",   "generate",
+                                                  "pairs",   "attribute", "patch",      "evaluate", "graph",
+                                                  "compare", "toy",       "bench"};
+  auto rank = [](const CommandSpec& c) {
+    const auto it = std::find(kOrder.begin(), kOrder.end(), c.name);
+    return std::make_pair(static_cast<size_t>(it - kOrder.begin()), c.name);
+  };
+  std::vector<CommandSpec> out = command_registry();
+  std::sort(out.begin(), out.end(), [&](const CommandSpec& a, const CommandSpec& b) { return rank(a) < rank(b); });
+  return out;
+}
+
 void add_model_options(CLI::App* sub, CommonModelOptions& o, bool positional_model) {
   if (positional_model) sub->add_option("model_dir", o.model_dir, "Hugging Face model directory")->required();
   sub->add_option("--dtype", o.dtype, "compute dtype: f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
   sub->add_option("--device", o.device, "cpu, cuda or cuda:N");
 }
 
-std::vector<int64_t> parse_id_list(const std::string& s, const std::string& option) {
+std::vector<int64_t> parse_int_list(const std::string& s, const std::string& option, int64_t min_value) {
   std::vector<int64_t> out;
   std::string tok;
   std::string norm = s;
@@ -41,9 +56,16 @@ std::vector<int64_t> parse_id_list(const std::string& s, const std::string& opti
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != tok.size()) throw Error(ErrorCode::kUsage, option + ": '" + tok + "' is not an integer token id");
+    if (used != tok.size()) throw Error(ErrorCode::kUsage, option + " '" + s + "': '" + tok + "' is not an integer");
+    if (v < min_value)
+      throw Error(ErrorCode::kUsage, option + " '" + s + "': " + tok + " is below " + std::to_string(min_value));
     out.push_back(v);
   }
+  return out;
+}
+
+std::vector<int64_t> parse_id_list(const std::string& s, const std::string& option) {
+  std::vector<int64_t> out = parse_int_list(s, option);
   if (out.empty()) throw Error(ErrorCode::kUsage, option + ": no token ids given");
   return out;
 }
@@ -92,12 +114,12 @@ int main(int argc, char** argv) {
   int verbosity = 0;
   bool quiet = false;
   int threads = 0;
-  cli.add_flag("-v,--verbose", verbosity, "more logging (-vv for debug)");
+  cli.add_flag("-v,--verbose", verbosity, "more logging: -v debug, -vv trace");
   cli.add_flag("-q,--quiet", quiet, "only errors on stderr");
   cli.add_option("--threads", threads, "CPU threads for libtorch and BLAS (default: $OMP_NUM_THREADS, else all cores)");
 
   std::vector<std::pair<CLI::App*, std::function<int()>>> runners;
-  for (auto& spec : app::command_registry()) {
+  for (auto& spec : app::commands_in_workflow_order()) {
     CLI::App* sub = cli.add_subcommand(spec.name, spec.help);
     runners.emplace_back(sub, spec.setup(sub));
   }
@@ -107,8 +129,8 @@ int main(int argc, char** argv) {
     return cli.exit(e) == 0 ? 0 : static_cast<int>(ErrorCode::kUsage);
   }
   spdlog::set_level(quiet ? spdlog::level::err
-                          : verbosity >= 2 ? spdlog::level::debug
-                          : verbosity == 1 ? spdlog::level::info
+                          : verbosity >= 2 ? spdlog::level::trace
+                          : verbosity == 1 ? spdlog::level::debug
                                            : spdlog::level::info);
   try {
     // libtorch's default here is 1 thread; use every core unless told otherwise. OMP_NUM_THREADS is

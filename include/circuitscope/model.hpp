@@ -22,6 +22,7 @@ struct LoadOptions {
 };
 
 c10::ScalarType parse_compute_dtype(const std::string& s);
+const char* compute_dtype_name(c10::ScalarType t);  // "f32" | "bf16" (reports' method.dtype)
 c10::Device parse_device(const std::string& s);
 
 // Per-layer key/value cache for incremental decoding. Preallocated to `capacity` positions.

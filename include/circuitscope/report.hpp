@@ -1,5 +1,5 @@
 // Circuit reports (JSON): the sections that `attribute` and `evaluate` write and `compare`, `graph`
-// and `evaluate` read. The layout is fixed by schemas/report.schema.json (schema_version 1):
+// and `evaluate` read. The layout is fixed by schemas/report.schema.json (schema_version 2):
 //   edges {name: {score, in_graph}}, nodes {name: {in_graph[, score]}},
 //   heads [{layer, head, importance, in_circuit}], circuit {...}, faithfulness {...}.
 #pragma once
@@ -14,7 +14,23 @@
 
 namespace circuitscope {
 
-constexpr int kReportSchemaVersion = 1;
+struct ModelConfig;
+struct PairDataset;
+
+// The versions of the JSON files circuitscope writes, each raised when its layout changes.
+//  attribute/evaluate reports: 2 renamed faithfulness.sweep to faithfulness.sizes (--sizes).
+constexpr int kReportSchemaVersion = 2;
+// Readers take reports from kReportSchemaVersionMin on (edges, model and method are unchanged).
+constexpr int kReportSchemaVersionMin = 1;
+constexpr int kPatchSchemaVersion = 1;    // `patch`
+constexpr int kCompareSchemaVersion = 1;  // `compare`
+
+// The blocks every report starts with.
+std::string tool_name();  // "circuitscope VERSION"
+//  model: path, architecture, n_layers, n_heads, n_kv_heads, d_model, fingerprint.
+nlohmann::json model_json(const std::string& path, const ModelConfig& config, const std::string& fingerprint);
+//  dataset: path, sha256, examples, skipped.
+nlohmann::json dataset_json(const PairDataset& dataset);
 
 // Writes edges, nodes, heads and (when sel.kind != kNone) circuit into `report`.
 //  edges: every graph edge with its score; in_graph = in the (pruned) circuit, false without one.

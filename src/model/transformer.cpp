@@ -19,6 +19,12 @@ c10::ScalarType parse_compute_dtype(const std::string& s) {
   throw Error(ErrorCode::kUsage, "compute dtype '" + s + "' is not supported; expected f32 or bf16");
 }
 
+const char* compute_dtype_name(c10::ScalarType t) {
+  if (t == c10::kFloat) return "f32";
+  if (t == c10::kBFloat16) return "bf16";
+  throw Error(ErrorCode::kInternal, std::string("compute dtype ") + c10::toString(t) + " has no name");
+}
+
 c10::Device parse_device(const std::string& s) {
   c10::Device d(c10::kCPU);
   try {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/report.hpp"
 
 namespace circuitscope {
 
@@ -178,7 +179,7 @@ nlohmann::ordered_json comparison_to_json(const CircuitComparison& c) {
                      {"effect", x.effect},
                      {"change", head_change_name(x.change)}});
   nlohmann::ordered_json j;
-  j["schema_version"] = 1;
+  j["schema_version"] = kCompareSchemaVersion;
   j["tool"] = "circuitscope compare";
   j["effect_formula"] = "(I_post - I_base) / (I_post + I_base + 1e-6)";
   j["base"] = side(c.base);

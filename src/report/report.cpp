@@ -8,9 +8,23 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "circuitscope/config.hpp"
+#include "circuitscope/dataset.hpp"
 #include "circuitscope/error.hpp"
 
 namespace circuitscope {
+
+std::string tool_name() { return std::string("circuitscope ") + CIRCUITSCOPE_VERSION; }
+
+nlohmann::json model_json(const std::string& path, const ModelConfig& c, const std::string& fingerprint) {
+  return {{"path", path},          {"architecture", c.architecture}, {"n_layers", c.n_layers},
+          {"n_heads", c.n_heads},  {"n_kv_heads", c.n_kv_heads},     {"d_model", c.d_model},
+          {"fingerprint", fingerprint}};
+}
+
+nlohmann::json dataset_json(const PairDataset& ds) {
+  return {{"path", ds.path}, {"sha256", ds.sha256}, {"examples", ds.examples.size()}, {"skipped", ds.skipped}};
+}
 
 nlohmann::json selection_json(const Selection& sel) {
   nlohmann::json j = {{"selection", selection_name(sel.kind)}, {"absolute", sel.absolute}};
@@ -100,8 +114,9 @@ int64_t need_int(const nlohmann::json& j, const char* key, const std::string& wh
 ReportEdges report_edges(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) throw Error(ErrorCode::kFormat, path + ": a report must be a JSON object");
   const nlohmann::json& sv = need(j, "schema_version", "", path);
-  if (sv != kReportSchemaVersion)
+  if (!sv.is_number_integer() || sv.get<int64_t>() < kReportSchemaVersionMin || sv.get<int64_t>() > kReportSchemaVersion)
     throw Error(ErrorCode::kFormat, path + ": schema_version " + sv.dump() + " is not supported (expected " +
+                                       std::to_string(kReportSchemaVersionMin) + " to " +
                                        std::to_string(kReportSchemaVersion) + ")");
   const nlohmann::json& model = need(j, "model", "", path);
   ReportEdges r;
