@@ -23,6 +23,12 @@ const char* kPipelinePairs =
     "{\"clean_ids\": [14, 60, 61, 62, 63], \"corrupted_ids\": [14, 70, 61, 62, 63], \"answer_id\": 62, "
     "\"wrong_id\": 70}\n";
 
+PairDataset read_fixture_pairs(const std::string& dir, const HookedTransformer& model) {
+  PairReadOptions ro;
+  ro.vocab_size = model.config().vocab_size;
+  return read_pairs_jsonl(cs_test::write_file(dir, "p.jsonl", kPipelinePairs), ro);
+}
+
 int error_code_of(const std::function<void()>& f) {
   try {
     f();
@@ -81,11 +87,9 @@ TEST_CASE("attribute() equals eap_scores, select_circuit and faithfulness called
           "[pipeline][cli]") {
   cs_test::TempDir tmp("pipeline");
   const std::string model_dir = cs_test::data_dir() + "/hf-tiny/qwen2-tiny";
-  const std::string data = cs_test::write_file(tmp.path, "p.jsonl", kPipelinePairs);
   auto model = HookedTransformer::from_pretrained(model_dir);
-  PairReadOptions ro;
-  ro.vocab_size = model->config().vocab_size;
-  const PairDataset ds = read_pairs_jsonl(data, ro);
+  const PairDataset ds = read_fixture_pairs(tmp.path, *model);
+  const std::string& data = ds.path;
 
   AttributeSpec spec;
   spec.method = AttributionMethod::kEapIgInputs;
@@ -156,11 +160,8 @@ TEST_CASE("attribute() equals eap_scores, select_circuit and faithfulness called
 
 TEST_CASE("select_and_measure on scores summed over chunks, as a sweep's merge does", "[pipeline]") {
   cs_test::TempDir tmp("pipeline");
-  const std::string data = cs_test::write_file(tmp.path, "p.jsonl", kPipelinePairs);
   auto model = cs_test::load_model("hf-tiny/qwen2-tiny");
-  PairReadOptions ro;
-  ro.vocab_size = model->config().vocab_size;
-  const PairDataset ds = read_pairs_jsonl(data, ro);
+  const PairDataset ds = read_fixture_pairs(tmp.path, *model);
   AttributeSpec spec;
   spec.method = AttributionMethod::kEap;
   spec.batch_size = 4;
