@@ -19,7 +19,15 @@ int64_t get_int(const nlohmann::json& j, const char* key, const std::string& whe
   return j[key].get<int64_t>();
 }
 
-std::string head_name(int64_t l, int64_t h) { return "L" + std::to_string(l) + ".H" + std::to_string(h); }
+// Appended piece by piece: GCC 12 in C++20 mode flags `"L" + std::to_string(l)` with a false
+// -Wrestrict once it is inlined into some unity batches (GCC bug 105651).
+std::string head_name(int64_t l, int64_t h) {
+  std::string s = "L";
+  s += std::to_string(l);
+  s += ".H";
+  s += std::to_string(h);
+  return s;
+}
 
 std::string fmt(const char* f, double v) {
   char buf[64];
