@@ -101,7 +101,10 @@ void add_config_option(CLI::App* sub, std::string& path) {
 
 void apply_config(CLI::App* sub, const std::string& path) {
   if (path.empty()) return;
-  const nlohmann::json j = read_json_file(path, /*allow_comments=*/true);
+  apply_config_json(sub, read_json_file(path, /*allow_comments=*/true), path);
+}
+
+void apply_config_json(CLI::App* sub, const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) throw Error(ErrorCode::kFormat, path + ": a config must be a JSON object of option values");
   for (const auto& [key, value] : j.items()) {
     std::string name = key;

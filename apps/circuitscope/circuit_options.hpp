@@ -44,6 +44,8 @@ FaithfulnessSpec make_faithfulness_spec(const CircuitOptions& o);
 // "model_dir" for the positional model). Unknown keys are a usage error naming the key.
 void add_config_option(CLI::App* sub, std::string& path);
 void apply_config(CLI::App* sub, const std::string& path);
+// The same for an object already read; `origin` names it in errors (a file, or "FILE: key").
+void apply_config_json(CLI::App* sub, const nlohmann::json& config, const std::string& origin);
 // For options that may come from a config file: not required by CLI11, checked after apply_config.
 void require_value(const std::string& value, const std::string& what);
 

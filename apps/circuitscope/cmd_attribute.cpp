@@ -10,6 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "attribute_options.hpp"
 #include "circuit_options.hpp"
 #include "circuitscope/error.hpp"
 #include "circuitscope/graph.hpp"
@@ -22,35 +23,6 @@
 
 namespace circuitscope::app {
 namespace {
-
-struct AttributeOptions {
-  CommonModelOptions model;
-  DatasetOptions dataset;
-  std::string method = "eap-ig-inputs";
-  int ig_steps = 5;
-  std::string metric = "logit-diff";
-  bool loss = false;
-  std::string kv_edges = "per-query-head";
-  int64_t batch_size = 8;
-  std::string out;
-  CircuitOptions circuit;
-  std::string config;
-};
-
-// Everything that can be checked without the model, before it loads.
-AttributeSpec make_attribute_spec(const AttributeOptions& o) {
-  AttributeSpec spec;
-  spec.method = parse_attribution_method(o.method);
-  spec.ig_steps = o.ig_steps;
-  spec.metric = parse_metric(o.metric);
-  spec.loss = o.loss;
-  spec.kv_edges = parse_kv_edges(o.kv_edges);
-  spec.batch_size = o.batch_size;
-  spec.selection = make_selection(o.circuit);
-  spec.faithfulness = make_faithfulness_spec(o.circuit);
-  spec.validate();
-  return spec;
-}
 
 int run_attribute(CLI::App* sub, const AttributeOptions& o) {
   apply_config(sub, o.config);
@@ -81,19 +53,7 @@ int run_attribute(CLI::App* sub, const AttributeOptions& o) {
 CommandRegistrar reg_cmd_attribute({"attribute", "Score every edge of the computation graph (EAP, EAP-IG-inputs/-activations, clean-corrupted); select a circuit; write a JSON report",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<AttributeOptions>();
-                        add_model_options(sub, o->model);
-                        add_dataset_options(sub, o->dataset);
-                        sub->add_option("--method", o->method, "eap | eap-ig-inputs | eap-ig-activations | clean-corrupted")->capture_default_str();
-                        sub->add_option("--ig-steps", o->ig_steps, "interpolation steps of eap-ig-inputs / eap-ig-activations")
-                            ->capture_default_str();
-                        sub->add_option("--metric", o->metric, "logit-diff | prob-diff | kl | seq-logprob | seq-kl")->capture_default_str();
-                        sub->add_flag("--loss", o->loss, "negate the metric");
-                        sub->add_option("--kv-edges", o->kv_edges, "per-query-head | per-kv-head")->capture_default_str();
-                        sub->add_option("--batch-size", o->batch_size, "pairs per forward/backward pass")
-                            ->capture_default_str();
-                        sub->add_option("--out", o->out, "output report (.json)");
-                        add_circuit_options(sub, o->circuit);
-                        add_config_option(sub, o->config);
+                        add_attribute_options(sub, *o);
                         // May come from --config instead: checked after the file is applied.
                         sub->get_option("model_dir")->required(false);
                         sub->get_option("--data")->required(false);

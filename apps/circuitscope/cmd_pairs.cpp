@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -119,94 +118,29 @@ int run_pairs(const PairsOptions& o) {
   // A is the post-trained model (clean), B the base model (corrupted); --reverse swaps the roles.
   const std::string& dir_a = o.dirs[0];
   const std::string& dir_b = o.dirs[1];
-  auto tok_a = load_tokenizer(dir_a);
-  auto tok_b = load_tokenizer(dir_b);
-  const TokenizerConfig cfg_a = load_tokenizer_config(dir_a);
-  const TokenizerConfig cfg_b = load_tokenizer_config(dir_b);
-  std::vector<std::string> users;
-  for (const auto& it : items) users.push_back(it.prompt);
-  check_same_tokenizer(*tok_a, dir_a, *tok_b, dir_b, users);
-
-  OpeningOptions gopts;
-  gopts.think = o.think != "off";
-  gopts.system = o.system;
-  gopts.max_new_tokens = o.max_new_tokens;
-  gopts.batch_size = o.batch_size;
+  OpeningPairOptions po;
+  po.dtype = o.dtype;
+  po.device = o.device;
+  po.reverse = o.reverse;
+  po.keep_identical = o.keep_identical;
+  OpeningOptions& g = po.generation;
+  g.think = o.think != "off";
+  g.system = o.system;
+  g.max_new_tokens = o.max_new_tokens;
+  g.batch_size = o.batch_size;
   const bool sampling = !o.greedy && (o.temperature > 0 || o.top_p < 1.0 || o.top_k > 0);
-  gopts.sampling.greedy = !sampling;
-  gopts.sampling.temperature = o.temperature > 0 ? o.temperature : 1.0;
-  gopts.sampling.top_p = o.top_p;
-  gopts.sampling.top_k = o.top_k;
-  gopts.sampling.seed = o.seed;
+  g.sampling.greedy = !sampling;
+  g.sampling.temperature = o.temperature > 0 ? o.temperature : 1.0;
+  g.sampling.top_p = o.top_p;
+  g.sampling.top_k = o.top_k;
+  g.sampling.seed = o.seed;
 
-  const int64_t n = static_cast<int64_t>(items.size());
   EtaLog eta("pairs", "prompts (both models)");
-  auto openings_of = [&](const std::string& dir, const Tokenizer& tok, const TokenizerConfig& cfg, const char* role,
-                         int64_t done_before) {
-    spdlog::info("pairs: model {} ({}): generating openings", role, dir);
-    auto model = HookedTransformer::from_pretrained(dir, {o.dtype, o.device});
-    OpeningOptions g = gopts;
-    g.stop_ids = end_of_turn_ids(*model, tok, cfg);
-    return generate_openings(*model, tok, cfg, users, g, [&](int64_t done) {
-      eta(static_cast<size_t>(done_before + done), static_cast<size_t>(2 * n));
-    });
-  };
-  spdlog::info("pairs: {} prompt(s), {} opening(s) of up to {} token(s), think {}", n,
-               sampling ? "sampled" : "greedy", o.max_new_tokens, o.think == "off" ? "off" : "on");
-  const std::vector<Opening> open_a = openings_of(dir_a, *tok_a, cfg_a, "A", 0);
-  const std::vector<Opening> open_b = openings_of(dir_b, *tok_b, cfg_b, "B", n);
-
-  // attribute tokenizes a continuation on its own; warn when that does not give back the generated
-  // tokens (e.g. invalid UTF-8 from byte tokens, or merges across the pieces).
-  int64_t not_round_trip = 0;
-  for (const auto* v : {&open_a, &open_b})
-    for (const Opening& op : *v) not_round_trip += tok_a->encode(op.text, /*add_special_tokens=*/false).ids != op.ids;
-  if (not_round_trip > 0)
-    spdlog::warn("pairs: {} of {} opening(s) do not re-tokenize to the generated tokens; attribute will score the "
-                 "re-tokenized text", not_round_trip, 2 * n);
-
-  int64_t written = 0, identical = 0, empty_clean = 0;
-  std::map<std::string, int64_t> finish_a, finish_b;
-  for (int64_t i = 0; i < n; ++i) {
-    const Opening& a = open_a[i];
-    const Opening& b = open_b[i];
-    ++finish_a[a.finish_reason];
-    ++finish_b[b.finish_reason];
-    if (a.ids == b.ids) {
-      ++identical;
-      if (!o.keep_identical) continue;
-    }
-    const Opening& clean = o.reverse ? b : a;
-    const Opening& corrupted = o.reverse ? a : b;
-    // A sequence metric scores the clean opening's tokens: an empty one (the model ended its turn
-    // at once) carries nothing to score, and attribute would refuse the line.
-    if (clean.text.empty()) {
-      ++empty_clean;
-      continue;
-    }
-    nlohmann::ordered_json j;
-    j["clean"] = items[i].prompt;
-    j["corrupted"] = items[i].prompt;
-    j["clean_continuation"] = clean.text;
-    j["corrupted_continuation"] = corrupted.text;
-    j["problem"] = items[i].problem;
-    put_id(j, items[i]);
-    out << j.dump() << "\n";
-    ++written;
-  }
+  const OpeningPairs pairs = make_opening_pairs(
+      dir_a, dir_b, items, po, [&](int64_t done, int64_t total) { eta(static_cast<size_t>(done), static_cast<size_t>(total)); });
+  for (const std::string& line : pairs.lines) out << line << "\n";
   if (!out.flush()) throw Error(ErrorCode::kIo, "cannot write '" + o.out + "'");
-  auto reasons = [](const std::map<std::string, int64_t>& m) {
-    std::string s;
-    for (const auto& [k, v] : m) s += (s.empty() ? "" : ", ") + k + " " + std::to_string(v);
-    return s;
-  };
-  spdlog::info("pairs: finish reasons A ({}), B ({})", reasons(finish_a), reasons(finish_b));
-  if (identical > 0)
-    spdlog::info("pairs: {} of {} prompt(s) gave identical openings{}", identical, n,
-                 o.keep_identical ? " (kept: --keep-identical)" : " and were skipped: they carry no signal");
-  if (empty_clean > 0)
-    spdlog::info("pairs: {} of {} prompt(s) were skipped: the clean model's opening ({}) is empty", empty_clean, n,
-                 o.reverse ? dir_b : dir_a);
+  const size_t written = pairs.lines.size();
   spdlog::info("wrote {} pair(s) to {} (clean = {}, corrupted = {})", written, o.out, o.reverse ? dir_b : dir_a,
                o.reverse ? dir_a : dir_b);
   if (written == 0) spdlog::warn("no pair written");

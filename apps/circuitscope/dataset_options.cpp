@@ -1,14 +1,6 @@
 #include "dataset_options.hpp"
 
-#include <filesystem>
-#include <fstream>
-#include <memory>
-#include <optional>
-
-#include "circuitscope/chat_template.hpp"
 #include "circuitscope/config.hpp"
-#include "circuitscope/error.hpp"
-#include "circuitscope/tokenizer_json.hpp"
 
 namespace circuitscope::app {
 
@@ -25,46 +17,19 @@ void add_dataset_options(CLI::App* sub, DatasetOptions& o) {
   sub->add_option("--system", o.system, "--chat: system message");
 }
 
-namespace {
-// Whether any line is in text form, so token-form datasets need no tokenizer.
-bool has_text_lines(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.find("\"clean\"") != std::string::npos || line.find("\"corrupted\"") != std::string::npos) return true;
-  return false;
-}
-}  // namespace
-
 PairDataset load_pairs(const DatasetOptions& o, const std::string& model_dir, const ModelConfig& cfg, MetricKind metric) {
-  if (!o.chat && (!o.think.empty() || !o.system.empty()))
-    throw Error(ErrorCode::kUsage, "--think and --system apply to --chat datasets only");
-  PairReadOptions ro;
-  ro.vocab_size = cfg.vocab_size;
-  ro.require_answer = metric == MetricKind::kLogitDiff || metric == MetricKind::kProbDiff;
-  ro.require_continuation = metric == MetricKind::kSeqLogprob || metric == MetricKind::kSeqKl;
-  ro.skip_bad = o.skip_bad;
-  const std::string tok_dir = o.tokenizer.empty() ? model_dir : o.tokenizer;
-  std::unique_ptr<Tokenizer> tok;
-  if (!o.tokenizer.empty() || o.chat || has_text_lines(o.data)) tok = load_tokenizer(tok_dir);
-  ro.tokenizer = tok.get();
-  std::optional<TokenizerConfig> tcfg;
-  if (o.chat) {
-    namespace fs = std::filesystem;
-    // --tokenizer may name a tokenizer.json file; its folder holds tokenizer_config.json.
-    const std::string cfg_dir = fs::is_directory(tok_dir) ? tok_dir : fs::path(tok_dir).parent_path().string();
-    tcfg = load_tokenizer_config(cfg_dir);
-    std::optional<bool> think;
-    if (o.think == "on") think = true;
-    if (o.think == "off") think = false;
-    ro.render_prompt = [&tcfg, think, system = o.system](const std::string& user) {
-      std::vector<ChatMessage> msgs;
-      if (!system.empty()) msgs.push_back({"system", system});
-      msgs.push_back({"user", user});
-      return apply_chat_template(*tcfg, msgs, /*add_generation_prompt=*/true, think);
-    };
-  }
-  return read_pairs_jsonl(o.data, ro);
+  return load_pair_dataset(pair_source(o), model_dir, cfg, metric);
+}
+
+PairSource pair_source(const DatasetOptions& o) {
+  PairSource s;
+  s.path = o.data;
+  s.skip_bad = o.skip_bad;
+  s.tokenizer = o.tokenizer;
+  s.chat = o.chat;
+  s.think = o.think;
+  s.system = o.system;
+  return s;
 }
 
 }  // namespace circuitscope::app

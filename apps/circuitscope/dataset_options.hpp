@@ -24,6 +24,8 @@ struct DatasetOptions {
 
 void add_dataset_options(CLI::App* sub, DatasetOptions& o);
 
+// The library's PairSource for these options.
+PairSource pair_source(const DatasetOptions& o);
 // Reads the pairs for a model (ids checked against its vocabulary; answer/wrong or continuations
 // required when the metric needs them). Text-form pairs use --tokenizer or the model folder's tokenizer.
 PairDataset load_pairs(const DatasetOptions& o, const std::string& model_dir, const ModelConfig& cfg, MetricKind metric);

@@ -64,3 +64,25 @@ struct PairReadOptions {
 PairDataset read_pairs_jsonl(const std::string& path, const PairReadOptions& opts);
 
 }  // namespace circuitscope
+
+namespace circuitscope {
+struct ModelConfig;
+enum class MetricKind;
+
+// Where a model's pairs come from and how text-form lines are tokenized (attribute's --data,
+// --skip-bad, --tokenizer, --chat, --think, --system).
+struct PairSource {
+  std::string path;       // JSONL pairs
+  bool skip_bad = false;
+  std::string tokenizer;  // folder or tokenizer file for text-form lines; "" : the model folder
+  bool chat = false;      // render clean/corrupted as user messages through the chat template
+  std::string think;      // "", "on" or "off": enable_thinking for the chat template (chat only)
+  std::string system;     // system message (chat only)
+};
+
+// Reads the pairs for a model: ids checked against its vocabulary; answer/wrong or continuations
+// required when `metric` needs them; text-form lines need a tokenizer (source.tokenizer, else the
+// model folder's). Throws Error(kUsage) when think/system are given without chat.
+PairDataset load_pair_dataset(const PairSource& source, const std::string& model_dir, const ModelConfig& config,
+                              MetricKind metric);
+}  // namespace circuitscope

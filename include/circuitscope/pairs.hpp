@@ -62,6 +62,32 @@ std::vector<Opening> generate_openings(HookedTransformer& model, const Tokenizer
                                        const std::vector<std::string>& user_messages, const OpeningOptions& opts,
                                        const std::function<void(int64_t done)>& on_done = {});
 
+// ---- model-opening pairs (the Thinking Sparks construction) ----
+
+struct OpeningPairOptions {
+  std::string dtype = "f32";     // compute dtype of both models
+  std::string device = "cpu";
+  OpeningOptions generation;     // stop_ids are filled per model (end_of_turn_ids)
+  bool reverse = false;          // clean = B's opening, corrupted = A's (pairs for the base model's circuit)
+  bool keep_identical = false;   // keep prompts whose two openings are identical (they carry no signal)
+};
+
+struct OpeningPairs {
+  // JSONL lines (no newline): {"clean", "corrupted" (both the prompt), "clean_continuation",
+  // "corrupted_continuation", "problem"[, "id"]}, in prompt order.
+  std::vector<std::string> lines;
+  int64_t identical = 0;       // prompts whose openings were identical
+  int64_t empty_clean = 0;     // prompts skipped because the clean opening is empty
+  int64_t not_round_trip = 0;  // openings whose text does not re-tokenize to the generated ids
+};
+
+// Loads A (post-trained, clean) and B (base, corrupted) one after the other, checks that they share
+// a tokenizer, generates each model's opening for every prompt, and logs what was skipped and why.
+// progress(done, total) counts openings of both models.
+OpeningPairs make_opening_pairs(const std::string& dir_a, const std::string& dir_b, const std::vector<PromptItem>& items,
+                                const OpeningPairOptions& options,
+                                const std::function<void(int64_t done, int64_t total)>& progress = {});
+
 // ---- numeric corruption ----
 
 struct NumericPairOptions {

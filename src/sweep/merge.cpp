@@ -1,0 +1,136 @@
+// Merging a sweep: each checkpoint's chunks -> one attribute report; the reports -> summary.json.
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "circuitscope/config.hpp"
+#include "circuitscope/error.hpp"
+#include "circuitscope/model.hpp"
+#include "circuitscope/report.hpp"
+#include "circuitscope/sweep.hpp"
+#include "sweep/sweep_files.hpp"
+
+namespace circuitscope::sweep {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Edge scores of a checkpoint from its units: each unit holds the mean over its chunk, so the
+// checkpoint's mean is the sum of n_k * mean_k over the sum of n_k (what eap_scores does across
+// its batches, up to float32 summation order).
+EdgeScores combine_units(const std::vector<json>& units, int64_t n_edges, const std::string& name) {
+  EdgeScores out;
+  out.scores.assign(static_cast<size_t>(n_edges), 0.0);
+  double clean = 0.0, corrupted = 0.0;
+  for (const json& u : units) {
+    const int64_t n = u["n_examples"].get<int64_t>();
+    out.seconds += u.value("seconds", 0.0);
+    if (n == 0) continue;
+    const auto& s = u["scores"];
+    if (!s.is_array() || static_cast<int64_t>(s.size()) != n_edges)
+      throw Error(ErrorCode::kFormat, "unit " + u["unit"].get<std::string>() + " has " + std::to_string(s.size()) +
+                                          " edge scores; the graph has " + std::to_string(n_edges));
+    for (int64_t e = 0; e < n_edges; ++e) out.scores[e] += static_cast<double>(n) * s[e].get<double>();
+    clean += static_cast<double>(n) * u["metric_clean"].get<double>();
+    corrupted += static_cast<double>(n) * u["metric_corrupted"].get<double>();
+    out.n_examples += n;
+  }
+  if (out.n_examples == 0) throw Error(ErrorCode::kInput, name + ": no unit holds a pair; nothing to merge");
+  const double inv = 1.0 / static_cast<double>(out.n_examples);
+  for (double& v : out.scores) v *= inv;
+  out.metric_clean = clean * inv;
+  out.metric_corrupted = corrupted * inv;
+  return out;
+}
+
+}  // namespace
+
+MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const MergeOptions& options) {
+  const Plan plan = make_plan(spec);
+  const std::vector<UnitStatus> status = sweep_status(spec, plan, dir);
+  MergeResult out;
+  std::vector<const Checkpoint*> complete;
+  std::string problems;
+  for (const Checkpoint* c : spec.all_checkpoints()) {
+    std::string missing;
+    for (const UnitStatus& st : status)
+      if (st.unit->checkpoint == c && st.state != UnitState::kDone)
+        missing += " " + st.unit->id() + " (" + unit_state_name(st.state) + (st.running ? ", running" : "") + ")";
+    if (missing.empty()) complete.push_back(c);
+    else if (options.partial && !c->base) out.skipped.push_back(c->name);
+    else problems += "\n " + c->name + ":" + missing;
+  }
+  if (!problems.empty())
+    throw Error(ErrorCode::kInput, "sweep " + dir + " is not complete" +
+                                       std::string(options.partial ? " (the base must be, even with --partial)" : "") +
+                                       "; run `sweep run` for:" + problems);
+
+  fs::create_directories(fs::path(dir) / "reports");
+  std::vector<StepHeads> steps;
+  StepHeads base;
+  for (const Checkpoint* c : complete) {
+    std::vector<json> units;
+    for (const Unit& u : plan.units)
+      if (u.checkpoint == c) units.push_back(*read_unit_result(unit_result_path(dir, u)));
+
+    // The checkpoint's pairs: the fixed file, or the chunks built in its units, concatenated.
+    std::string data_path = spec.pairs;
+    if (spec.constructs_pairs()) {
+      std::string text;
+      for (const Unit& u : plan.units)
+        if (u.checkpoint == c) text += read_text(unit_pairs_path(dir, u));
+      fs::create_directories(fs::path(dir) / "pairs");
+      data_path = (fs::path(dir) / "pairs" / (c->name + ".jsonl")).string();
+      write_file_atomically(data_path, text);
+    }
+    spdlog::info("merge {}: {} unit(s); loading {}", c->name, units.size(), c->path);
+    auto model = HookedTransformer::from_pretrained(c->path, {spec.attribute.dtype, spec.attribute.device});
+    PairSource src = spec.attribute.data;
+    src.path = data_path;
+    const PairDataset ds = load_pair_dataset(src, c->path, model->config(), spec.attribute.spec.metric);
+    const ModelConfig& mc = model->config();
+    AttributeResult r;
+    r.graph = {mc.n_layers, mc.n_heads, mc.n_kv_heads, spec.attribute.spec.kv_edges};
+    const Graph graph(r.graph);
+    r.scores = combine_units(units, graph.n_edges(), c->name);
+    if (r.scores.n_examples != static_cast<int64_t>(ds.examples.size()))
+      throw Error(ErrorCode::kInput, c->name + ": its units hold " + std::to_string(r.scores.n_examples) +
+                                         " pairs; " + data_path + " gives " + std::to_string(ds.examples.size()));
+    r.circuit = select_and_measure(*model, graph, ds.examples, r.scores.scores, spec.attribute.spec);
+    const json report = attribute_report(r, spec.attribute.spec, *model, c->path, ds);
+    const std::string path = (fs::path(dir) / "reports" / (c->name + ".json")).string();
+    write_file_atomically(path, report.dump(1) + "\n");
+    out.reports.push_back(path);
+
+    StepHeads sh;
+    sh.name = c->name;
+    sh.step = c->step;
+    sh.heads = report_heads_from_json(report, path);
+    sh.heads.path = path;
+    if (c->base) base = sh;
+    else steps.push_back(sh);
+  }
+
+  std::optional<TrainingLog> log;
+  if (!spec.log_path.empty()) {
+    log = read_training_log(spec.log_path, spec.log_key);
+    // Windows end at the previous checkpoint of the series, merged or not.
+    for (StepHeads& s : steps) {
+      int64_t previous = 0;
+      for (const Checkpoint& c : spec.checkpoints)
+        if (c.step < s.step) previous = c.step;
+      s.reward = log_value_at(*log, previous, s.step);
+    }
+  }
+  const nlohmann::ordered_json summary = sweep_summary(base, steps, log);
+  out.summary_path = (fs::path(dir) / "summary.json").string();
+  write_file_atomically(out.summary_path, summary.dump(1) + "\n");
+  out.timeline = format_timeline(summary);
+  write_file_atomically((fs::path(dir) / "timeline.txt").string(), out.timeline);
+  return out;
+}
+
+}  // namespace circuitscope::sweep

@@ -1,0 +1,601 @@
+// A sweep's units: the plan, shards, claims (flock), staleness, and running them.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "circuitscope/config.hpp"
+#include "circuitscope/error.hpp"
+#include "circuitscope/model.hpp"
+#include "circuitscope/report.hpp"
+#include "circuitscope/runtime.hpp"
+#include "circuitscope/sha256.hpp"
+#include "circuitscope/sweep.hpp"
+#include "sweep/sweep_files.hpp"
+
+namespace circuitscope::sweep {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// ---- files ----
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kIo, "cannot read '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string unit_dir(const std::string& dir, const Checkpoint& c) { return (fs::path(dir) / "units" / c.name).string(); }
+std::string unit_result_path(const std::string& dir, const Unit& u) {
+  return unit_dir(dir, *u.checkpoint) + "/chunk-" + std::to_string(u.chunk) + ".json";
+}
+std::string unit_lock_path(const std::string& dir, const Unit& u) {
+  return unit_dir(dir, *u.checkpoint) + "/chunk-" + std::to_string(u.chunk) + ".lock";
+}
+std::string unit_pairs_path(const std::string& dir, const Unit& u) {
+  return unit_dir(dir, *u.checkpoint) + "/chunk-" + std::to_string(u.chunk) + ".pairs.jsonl";
+}
+std::string chunk_data_path(const std::string& dir, const Unit& u) {
+  return (fs::path(dir) / "data" / ("chunk-" + std::to_string(u.chunk) + ".jsonl")).string();
+}
+
+std::string chunk_text(const Plan& plan, const Unit& u) {
+  std::string text;
+  for (int64_t i = u.begin; i < u.end; ++i) text += plan.item_lines[i] + "\n";
+  return text;
+}
+
+std::optional<json> read_unit_result(const std::string& path) {
+  if (!fs::exists(path)) return std::nullopt;
+  try {
+    json j = json::parse(read_text(path));
+    if (!j.is_object() || j.value("unit_version", 0) != kUnitVersion || !j.contains("inputs")) return std::nullopt;
+    return j;
+  } catch (const json::exception&) {
+    return std::nullopt;  // unreadable: redone (results are only ever renamed into place whole)
+  }
+}
+
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// ---- the plan ----
+
+std::string Unit::id() const { return checkpoint->name + "/chunk-" + std::to_string(chunk); }
+
+Plan make_plan(const SweepSpec& spec) {
+  Plan p;
+  const std::string file = spec.constructs_pairs() ? spec.prompts : spec.pairs;
+  std::istringstream in(read_text(file));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    p.item_lines.push_back(line);
+  }
+  p.n_items = static_cast<int64_t>(p.item_lines.size());
+  if (p.n_items == 0) throw Error(ErrorCode::kInput, file + ": no " + (spec.constructs_pairs() ? "prompt" : "pair") + " in it");
+  const int64_t n_chunks = (p.n_items + spec.chunk_size - 1) / spec.chunk_size;
+  for (const Checkpoint* c : spec.all_checkpoints())
+    for (int64_t k = 0; k < n_chunks; ++k) {
+      Unit u;
+      u.index = static_cast<int64_t>(p.units.size());
+      u.checkpoint = c;
+      u.chunk = k;
+      u.begin = k * spec.chunk_size;
+      u.end = std::min(p.n_items, u.begin + spec.chunk_size);
+      p.units.push_back(u);
+    }
+  return p;
+}
+
+Shard parse_shard(const std::string& s) {
+  const auto slash = s.find('/');
+  auto bad = [&] { return Error(ErrorCode::kUsage, "shard '" + s + "': expected I/N with 1 <= I <= N, e.g. 2/3"); };
+  if (slash == std::string::npos) throw bad();
+  Shard sh;
+  try {
+    size_t a = 0, b = 0;
+    sh.index = std::stoll(s.substr(0, slash), &a);
+    sh.count = std::stoll(s.substr(slash + 1), &b);
+    if (a != slash || b != s.size() - slash - 1) throw bad();
+  } catch (const std::exception&) {
+    throw bad();
+  }
+  if (sh.count < 1 || sh.index < 1 || sh.index > sh.count) throw bad();
+  return sh;
+}
+
+std::vector<const Unit*> shard_units(const Plan& plan, const Shard& shard) {
+  const int64_t n = static_cast<int64_t>(plan.units.size());
+  const int64_t lo = (shard.index - 1) * n / shard.count;
+  const int64_t hi = shard.index * n / shard.count;
+  std::vector<const Unit*> out;
+  for (int64_t i = lo; i < hi; ++i) out.push_back(&plan.units[i]);
+  return out;
+}
+
+// ---- identity and inputs ----
+
+std::string checkpoint_identity(const std::string& dir) {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".safetensors") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw Error(ErrorCode::kInput, "checkpoint '" + dir + "' has no .safetensors file");
+  std::string material;
+  const fs::path config = fs::path(dir) / "config.json";
+  if (fs::exists(config)) material += "config.json\n" + read_text(config.string());
+  constexpr int64_t kHead = 64 << 10, kBlock = 4 << 10, kBlocks = 32;
+  for (const fs::path& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    if (!in) throw Error(ErrorCode::kIo, "cannot read '" + f.string() + "'");
+    const int64_t size = static_cast<int64_t>(fs::file_size(f));
+    material += f.filename().string() + "\n" + std::to_string(size) + "\n";
+    auto take = [&](int64_t off, int64_t len) {
+      len = std::max<int64_t>(0, std::min(len, size - off));
+      std::string buf(static_cast<size_t>(len), '\0');
+      in.seekg(off);
+      in.read(buf.data(), len);
+      material += buf;
+    };
+    take(0, kHead);
+    for (int64_t b = 0; b < kBlocks; ++b) take(kHead + (size - kHead) * b / kBlocks, kBlock);
+  }
+  return "sha256-sampled:" + sha256_hex(material);
+}
+
+json unit_inputs(const SweepSpec& spec, const Plan& plan, const Unit& unit, const std::string& identity) {
+  const AttributeBlock& a = spec.attribute;
+  json options = {{"method", attribution_method_name(a.spec.method)},
+                  {"ig_steps", a.spec.eap_options().ig_steps},
+                  {"metric", metric_name(a.spec.metric)},
+                  {"loss", a.spec.loss},
+                  {"kv_edges", kv_edges_name(a.spec.kv_edges)},
+                  {"dtype", a.dtype},
+                  {"chat", a.data.chat},
+                  {"think", a.data.think},
+                  {"system", a.data.system},
+                  {"tokenizer", a.data.tokenizer},
+                  {"skip_bad", a.data.skip_bad}};
+  json data = {{"kind", spec.constructs_pairs() ? "prompts" : "pairs"},
+               {"items", {unit.begin, unit.end}},
+               {"sha256", sha256_hex(chunk_text(plan, unit))}};
+  if (spec.constructs_pairs()) {
+    const OpeningOptions& g = spec.generation.generation;
+    data["generation"] = {{"think", g.think.value_or(true)}, {"system", g.system}, {"max_new_tokens", g.max_new_tokens},
+                          {"greedy", g.sampling.greedy},     {"temperature", g.sampling.temperature},
+                          {"top_p", g.sampling.top_p},       {"top_k", g.sampling.top_k},
+                          {"seed", g.sampling.seed},         {"batch_size", g.batch_size},
+                          {"keep_identical", spec.generation.keep_identical}};
+  }
+  json inputs = {{"checkpoint", identity}, {"data", data}, {"options", options}};
+  (void)plan;
+  return inputs;
+}
+
+namespace {
+std::string short_value(const json& v) {
+  std::string s = v.dump();
+  return s.size() > 40 ? s.substr(0, 37) + "..." : s;
+}
+void diff(const json& a, const json& b, const std::string& where, std::string& out) {
+  if (!out.empty()) return;
+  if (a.is_object() && b.is_object()) {
+    for (const auto& [k, v] : b.items()) {
+      const std::string w = where.empty() ? k : where + "." + k;
+      if (!a.contains(k)) {
+        out = w + " added (" + short_value(v) + ")";
+        return;
+      }
+      diff(a[k], v, w, out);
+    }
+    for (const auto& [k, v] : a.items())
+      if (!b.contains(k) && out.empty()) out = (where.empty() ? k : where + "." + k) + " removed";
+    return;
+  }
+  if (a != b) out = where + " " + short_value(a) + " -> " + short_value(b);
+}
+}  // namespace
+
+std::string inputs_difference(const json& recorded, const json& current) {
+  std::string out;
+  diff(recorded, current, "", out);
+  return out;
+}
+
+const char* unit_state_name(UnitState s) {
+  switch (s) {
+    case UnitState::kMissing: return "missing";
+    case UnitState::kDone: return "done";
+    case UnitState::kStale: return "stale";
+  }
+  return "?";
+}
+
+// ---- claims ----
+
+// An exclusive flock on the unit's lock file, held while the unit runs. The kernel drops it when
+// the process dies (SIGKILL, pre-emption), so a claim never outlives its holder. The file's text
+// says who holds (or last held) the claim; it is emptied when the unit finishes.
+class Claim {
+ public:
+  enum class Result { kTaken, kBusy };
+  explicit Claim(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw Error(ErrorCode::kIo, "cannot open lock '" + path + "': " + std::strerror(errno));
+  }
+  ~Claim() {
+    if (fd_ >= 0) ::close(fd_);  // also releases the lock
+  }
+  Claim(const Claim&) = delete;
+  Claim& operator=(const Claim&) = delete;
+
+  Result lock(bool wait) {
+    while (::flock(fd_, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == EWOULDBLOCK) return Result::kBusy;
+      throw Error(ErrorCode::kIo, "cannot lock '" + path_ + "': " + std::strerror(errno));
+    }
+    return Result::kTaken;
+  }
+  // Who held the claim before (their text), "" when it was released cleanly.
+  std::string previous_holder() const {
+    std::string text(512, '\0');
+    const ssize_t n = ::pread(fd_, text.data(), text.size(), 0);
+    text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\0')) text.pop_back();
+    return text;
+  }
+  void write_holder(const std::string& text) {
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+      throw Error(ErrorCode::kIo, "cannot write lock '" + path_ + "': " + std::strerror(errno));
+  }
+  void clear_holder() {
+    if (::ftruncate(fd_, 0) != 0) throw Error(ErrorCode::kIo, "cannot truncate lock '" + path_ + "'");
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+// Whether a live process holds the unit's claim now (a shared lock cannot be had).
+bool claim_is_held(const std::string& path) {
+  if (!fs::exists(path)) return false;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return held;
+}
+
+std::string holder_text(const std::string& lock_path) {
+  std::ifstream in(lock_path);
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
+// ---- status ----
+
+namespace {
+struct Identities {
+  std::map<std::string, std::string> by_name;
+  const std::string& of(const Checkpoint& c) {
+    auto it = by_name.find(c.name);
+    if (it == by_name.end()) it = by_name.emplace(c.name, checkpoint_identity(c.path)).first;
+    return it->second;
+  }
+};
+
+json unit_inputs_for(const SweepSpec& spec, const Plan& plan, const Unit& u, Identities& ids) {
+  json in = unit_inputs(spec, plan, u, ids.of(*u.checkpoint));
+  if (spec.constructs_pairs()) {
+    // The other model of the pair matters too: the base for a checkpoint, the last checkpoint for the base.
+    const Checkpoint& partner = u.checkpoint->base ? spec.checkpoints.back() : spec.base;
+    in["partner"] = ids.of(partner);
+  }
+  return in;
+}
+}  // namespace
+
+std::vector<UnitStatus> sweep_status(const SweepSpec& spec, const Plan& plan, const std::string& dir) {
+  Identities ids;
+  std::vector<UnitStatus> out;
+  for (const Unit& u : plan.units) {
+    UnitStatus st;
+    st.unit = &u;
+    const std::string lock = unit_lock_path(dir, u);
+    st.running = claim_is_held(lock);
+    const auto result = read_unit_result(unit_result_path(dir, u));
+    if (result) {
+      const std::string d = inputs_difference((*result)["inputs"], unit_inputs_for(spec, plan, u, ids));
+      st.state = d.empty() ? UnitState::kDone : UnitState::kStale;
+      st.reason = d;
+    } else if (!st.running && fs::exists(lock)) {
+      const std::string h = holder_text(lock);
+      if (!h.empty()) st.reason = "interrupted (" + h + ")";
+    }
+    out.push_back(st);
+  }
+  return out;
+}
+
+nlohmann::ordered_json status_json(const SweepSpec& spec, const std::vector<UnitStatus>& status) {
+  nlohmann::ordered_json j;
+  j["sweep"] = spec.source;
+  int64_t done = 0, missing = 0, stale = 0, running = 0;
+  nlohmann::ordered_json per = nlohmann::ordered_json::array();
+  for (const Checkpoint* c : spec.all_checkpoints()) {
+    nlohmann::ordered_json e;
+    e["name"] = c->name;
+    e["step"] = c->step;
+    nlohmann::ordered_json units = nlohmann::ordered_json::array();
+    int64_t d = 0, m = 0, s = 0, r = 0;
+    for (const UnitStatus& st : status) {
+      if (st.unit->checkpoint != c) continue;
+      (st.state == UnitState::kDone ? d : st.state == UnitState::kStale ? s : m)++;
+      r += st.running;
+      nlohmann::ordered_json u = {{"chunk", st.unit->chunk}, {"state", unit_state_name(st.state)}, {"running", st.running}};
+      if (!st.reason.empty()) u["reason"] = st.reason;
+      units.push_back(u);
+    }
+    e["done"] = d;
+    e["missing"] = m;
+    e["stale"] = s;
+    e["running"] = r;
+    e["units"] = units;
+    per.push_back(e);
+    done += d;
+    missing += m;
+    stale += s;
+    running += r;
+  }
+  j["units"] = {{"total", static_cast<int64_t>(status.size())}, {"done", done}, {"missing", missing},
+                {"stale", stale}, {"running", running}};
+  j["complete"] = missing == 0 && stale == 0;
+  j["checkpoints"] = per;
+  return j;
+}
+
+std::string format_status(const SweepSpec& spec, const std::vector<UnitStatus>& status) {
+  const auto j = status_json(spec, status);
+  std::ostringstream os;
+  os << "sweep " << spec.source << ": " << j["units"]["done"] << " of " << j["units"]["total"] << " units done, "
+     << j["units"]["missing"] << " missing, " << j["units"]["stale"] << " stale, " << j["units"]["running"]
+     << " running\n";
+  size_t w = 4;
+  for (const auto& c : j["checkpoints"]) w = std::max(w, c["name"].get<std::string>().size());
+  char line[256];
+  std::snprintf(line, sizeof line, "%-*s %8s %5s %7s %5s %7s\n", static_cast<int>(w), "name", "step", "done", "missing",
+                "stale", "running");
+  os << line;
+  for (const auto& c : j["checkpoints"]) {
+    std::snprintf(line, sizeof line, "%-*s %8lld %5lld %7lld %5lld %7lld\n", static_cast<int>(w),
+                  c["name"].get<std::string>().c_str(), static_cast<long long>(c["step"].get<int64_t>()),
+                  static_cast<long long>(c["done"].get<int64_t>()), static_cast<long long>(c["missing"].get<int64_t>()),
+                  static_cast<long long>(c["stale"].get<int64_t>()), static_cast<long long>(c["running"].get<int64_t>()));
+    os << line;
+    for (const auto& u : c["units"])
+      if (u.contains("reason"))
+        os << "  chunk-" << u["chunk"] << " " << u["state"].get<std::string>() << ": " << u["reason"].get<std::string>()
+           << "\n";
+  }
+  return os.str();
+}
+
+// ---- running ----
+
+namespace {
+
+class UnitRunner {
+ public:
+  UnitRunner(const SweepSpec& spec, const Plan& plan, const std::string& dir) : spec_(spec), plan_(plan), dir_(dir) {}
+
+  enum class Outcome { kComputed, kRecomputed, kRedone, kAlreadyDone, kBusy };
+
+  // Claims the unit (or reports kBusy without waiting), then does it unless it is already done.
+  Outcome run(const Unit& u, bool wait, const std::string& progress) {
+    fs::create_directories(unit_dir(dir_, *u.checkpoint));
+    Claim claim(unit_lock_path(dir_, u));
+    if (claim.lock(wait) == Claim::Result::kBusy) return Outcome::kBusy;
+    const json inputs = unit_inputs_for(spec_, plan_, u, ids_);
+    const std::string result_path = unit_result_path(dir_, u);
+    const auto existing = read_unit_result(result_path);
+    Outcome outcome = Outcome::kComputed;
+    if (existing) {
+      const std::string d = inputs_difference((*existing)["inputs"], inputs);
+      if (d.empty()) return Outcome::kAlreadyDone;
+      spdlog::info("{} {}: the recorded result is stale ({}); recomputing", progress, u.id(), d);
+      outcome = Outcome::kRecomputed;
+    } else {
+      const std::string before = claim.previous_holder();
+      if (!before.empty()) {
+        spdlog::info("{} {}: a previous run was interrupted in it ({}); redoing it", progress, u.id(), before);
+        outcome = Outcome::kRedone;
+      }
+    }
+    claim.write_holder("pid " + std::to_string(::getpid()) + " on " + host_name() + ", started " + utc_now() + "\n");
+    // Leftovers of an interrupted write are never read (results are renamed into place whole).
+    for (const auto& e : fs::directory_iterator(unit_dir(dir_, *u.checkpoint)))
+      if (e.path().filename().string().rfind(fs::path(result_path).filename().string() + ".tmp", 0) == 0 ||
+          e.path().filename().string().rfind(fs::path(unit_pairs_path(dir_, u)).filename().string() + ".tmp", 0) == 0)
+        fs::remove(e.path());
+    compute(u, inputs, progress);
+    claim.clear_holder();
+    return outcome;
+  }
+
+ private:
+  HookedTransformer& model_of(const Checkpoint& c) {
+    if (!model_ || model_name_ != c.name) {
+      model_.reset();
+      model_ = HookedTransformer::from_pretrained(c.path, {spec_.attribute.dtype, spec_.attribute.device});
+      model_name_ = c.name;
+    }
+    return *model_;
+  }
+
+  void compute(const Unit& u, const json& inputs, const std::string& progress) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Checkpoint& c = *u.checkpoint;
+    std::string data_path;
+    json where = {{"checkpoint", c.path}};
+    if (spec_.constructs_pairs()) {
+      // Pairs built in the unit: clean = this checkpoint's opening, corrupted = the base's; for the
+      // base, clean = its own opening, corrupted = the last checkpoint's.
+      model_.reset();  // generation loads its two models one at a time
+      const Checkpoint& partner = c.base ? spec_.checkpoints.back() : spec_.base;
+      const std::vector<PromptItem> all = read_prompt_file(spec_.prompts);
+      if (static_cast<int64_t>(all.size()) != plan_.n_items)
+        throw Error(ErrorCode::kInput, spec_.prompts + ": holds " + std::to_string(all.size()) +
+                                           " prompts; the plan was made for " + std::to_string(plan_.n_items));
+      const std::vector<PromptItem> items(all.begin() + u.begin, all.begin() + u.end);
+      OpeningPairOptions o = spec_.generation;
+      o.reverse = c.base;
+      const OpeningPairs pairs = c.base ? make_opening_pairs(partner.path, c.path, items, o)
+                                        : make_opening_pairs(c.path, partner.path, items, o);
+      std::string text;
+      for (const std::string& l : pairs.lines) text += l + "\n";
+      data_path = unit_pairs_path(dir_, u);
+      write_file_atomically(data_path, text);
+      where["partner"] = partner.path;
+    } else {
+      data_path = chunk_data_path(dir_, u);
+      const std::string text = chunk_text(plan_, u);
+      fs::create_directories(fs::path(data_path).parent_path());
+      if (!fs::exists(data_path) || read_text(data_path) != text) write_file_atomically(data_path, text);
+    }
+    where["data"] = data_path;
+
+    HookedTransformer& model = model_of(c);
+    PairSource src = spec_.attribute.data;
+    src.path = data_path;
+    if (src.tokenizer.empty()) src.tokenizer = c.path;
+    const PairDataset ds = load_pair_dataset(src, c.path, model.config(), spec_.attribute.spec.metric);
+    const ModelConfig& mc = model.config();
+    const GraphSpec gs{mc.n_layers, mc.n_heads, mc.n_kv_heads, spec_.attribute.spec.kv_edges};
+    json result;
+    result["unit_version"] = kUnitVersion;
+    result["unit"] = u.id();
+    result["checkpoint"] = c.name;
+    result["step"] = c.step;
+    result["chunk"] = u.chunk;
+    result["inputs"] = inputs;
+    result["where"] = where;
+    result["graph"] = {{"n_layers", gs.n_layers}, {"n_heads", gs.n_heads}, {"n_kv_heads", gs.n_kv_heads},
+                       {"kv_edges", kv_edges_name(gs.kv_edges)}};
+    result["n_examples"] = static_cast<int64_t>(ds.examples.size());
+    result["skipped"] = ds.skipped;
+    if (!ds.examples.empty()) {
+      const Graph graph(gs);
+      const EdgeScores es = score_edges(model, graph, ds.examples, spec_.attribute.spec, [&](size_t done, size_t total) {
+        spdlog::debug("{} {}: {}/{} pairs", progress, u.id(), done, total);
+      });
+      result["metric_clean"] = es.metric_clean;
+      result["metric_corrupted"] = es.metric_corrupted;
+      result["scores"] = es.scores;  // mean over the chunk's examples, by edge index
+    } else {
+      spdlog::warn("{} {}: no pair in this chunk ({} skipped)", progress, u.id(), ds.skipped);
+    }
+    result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    result["host"] = host_name();
+    result["pid"] = static_cast<int64_t>(::getpid());
+    result["finished"] = utc_now();
+    write_file_atomically(unit_result_path(dir_, u), result.dump() + "\n");
+    spdlog::info("{} {}: {} pair(s) in {:.2f} s", progress, u.id(), ds.examples.size(), result["seconds"].get<double>());
+  }
+
+  const SweepSpec& spec_;
+  const Plan& plan_;
+  std::string dir_;
+  Identities ids_;
+  std::unique_ptr<HookedTransformer> model_;
+  std::string model_name_;
+};
+
+}  // namespace
+
+RunCounts run_units(const SweepSpec& spec, const json& resolved, const std::string& dir, const Shard& shard) {
+  const auto t0 = std::chrono::steady_clock::now();
+  fs::create_directories(dir);
+  const std::string spec_path = (fs::path(dir) / "sweep.json").string();
+  const std::string text = resolved.dump(1) + "\n";
+  if (!fs::exists(spec_path) || read_text(spec_path) != text) write_file_atomically(spec_path, text);
+
+  const Plan plan = make_plan(spec);
+  const std::vector<const Unit*> mine = shard_units(plan, shard);
+  RunCounts counts;
+  counts.units = static_cast<int64_t>(mine.size());
+  spdlog::info("sweep: {} checkpoint(s) x {} chunk(s) of up to {} {} = {} units; shard {}/{} has {}",
+               spec.all_checkpoints().size(), plan.units.size() / spec.all_checkpoints().size(), spec.chunk_size,
+               spec.constructs_pairs() ? "prompts" : "pairs", plan.units.size(), shard.index, shard.count, mine.size());
+  UnitRunner runner(spec, plan, dir);
+  std::vector<const Unit*> busy;
+  int64_t k = 0;
+  auto tally = [&](UnitRunner::Outcome o, const Unit& u, const std::string& progress) {
+    switch (o) {
+      case UnitRunner::Outcome::kComputed: ++counts.computed; break;
+      case UnitRunner::Outcome::kRecomputed: ++counts.recomputed; break;
+      case UnitRunner::Outcome::kRedone: ++counts.redone; break;
+      case UnitRunner::Outcome::kAlreadyDone:
+        ++counts.already_done;
+        spdlog::debug("{} {}: already done", progress, u.id());
+        break;
+      case UnitRunner::Outcome::kBusy: break;
+    }
+  };
+  for (const Unit* u : mine) {
+    const std::string progress = "[" + std::to_string(++k) + "/" + std::to_string(mine.size()) + "]";
+    const auto o = runner.run(*u, /*wait=*/false, progress);
+    if (o == UnitRunner::Outcome::kBusy) {
+      spdlog::info("{} {}: another process holds it ({}); taking the next unit, will come back",
+                   progress, u->id(), holder_text(unit_lock_path(dir, *u)));
+      busy.push_back(u);
+      continue;
+    }
+    tally(o, *u, progress);
+  }
+  for (const Unit* u : busy) {
+    spdlog::info("waiting for {} (held by another process)", u->id());
+    const auto o = runner.run(*u, /*wait=*/true, "[wait]");
+    if (o == UnitRunner::Outcome::kAlreadyDone) ++counts.waited;
+    else tally(o, *u, "[wait]");
+  }
+  counts.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("shard {}/{}: {} unit(s): {} computed, {} recomputed (stale), {} redone (interrupted), {} already done, "
+               "{} finished by another process; {}",
+               shard.index, shard.count, counts.units, counts.computed, counts.recomputed, counts.redone,
+               counts.already_done, counts.waited, format_duration(counts.seconds));
+  return counts;
+}
+
+}  // namespace circuitscope::sweep
