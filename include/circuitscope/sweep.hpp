@@ -88,7 +88,7 @@ SweepSpec parse_sweep_spec(const nlohmann::json& j, const std::string& source, c
 
 struct Unit {
   int64_t index = 0;       // position in the plan
-  const Checkpoint* checkpoint = nullptr;
+  Checkpoint checkpoint;  // a copy: a plan outlives the spec it was made from
   int64_t chunk = 0;       // chunk index within the checkpoint
   int64_t begin = 0, end = 0;  // items [begin, end) of the pairs (construction: prompts)
   std::string id() const;  // "NAME/chunk-K"

@@ -9,7 +9,8 @@
 # Every start is a fresh cluster (slurmctld -c): jobs from an earlier run never come back.
 # A job whose afterok dependency failed stays PENDING (DependencyNeverSatisfied), as on most real
 # clusters; cancel it with `scancel JOBID`, or submit with `--kill-on-invalid-dep=yes`. `stop`
-# cancels whatever is still queued or running.
+# cancels whatever is still queued or running. `sbatch --wait` polls at growing intervals capped
+# at 10 s, so even a trivial job takes 2-10 s to return; poll squeue where that matters.
 # Env overrides: LOCAL_SLURM_CTLD_PORT (16817), LOCAL_SLURM_SLURMD_PORT (16818),
 # LOCAL_SLURM_TIMEOUT (60 s to wait for the node to be idle).
 set -euo pipefail
@@ -136,14 +137,14 @@ start_munged() {
   local key=$STATE/munge/munge.key
   [ -s "$key" ] || mungekey --create --keyfile="$key"
   chmod 0600 "$key"
+  # -F logs to stderr (log/munged.out); --log-file only keeps munged away from /var/log.
   # --force: the key is a throwaway test key, and CI workspaces often have a group-writable
   # ancestor directory, which munged otherwise refuses.
   launch munged munged -F --force --socket="$STATE/munge/munge.socket" --key-file="$key" \
     --pid-file="$(pid_file munged)" --log-file="$STATE/log/munged.log" \
     --seed-file="$STATE/munge/munged.seed"
   # A munge/unmunge round trip on our socket proves slurm's daemons will be able to authenticate.
-  local i
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     munge -n -S "$STATE/munge/munge.socket" 2>/dev/null | unmunge -S "$STATE/munge/munge.socket" >/dev/null 2>&1 && return 0
     check_alive munged
     sleep 0.1
@@ -199,40 +200,46 @@ cmd_start() {
   echo "export SLURM_CONF=$SLURM_CONF"
 }
 
+# wait_exit PID TENTHS: waits up to TENTHS/10 s for PID to exit.
+wait_exit() {
+  for _ in $(seq "$2"); do
+    alive "$1" || return 0
+    sleep 0.1
+  done
+  ! alive "$1"
+}
+
 cmd_stop() {
   export SLURM_CONF=$STATE/slurm.conf
   # slurmstepd processes outlive slurmd, so cancel jobs while slurmctld can still do it.
   if live_pid slurmctld >/dev/null && [ -f "$SLURM_CONF" ]; then
-    local jobs i
-    jobs=$(squeue -h -o '%A' 2>/dev/null || true)
-    if [ -n "$jobs" ]; then
-      log "cancelling jobs still queued or running: $(echo $jobs)"
-      scancel $jobs 2>/dev/null || true
-      for i in $(seq 20); do
+    local jobs=()
+    mapfile -t jobs < <(squeue -h -o '%A' 2>/dev/null || true)
+    if [ ${#jobs[@]} -gt 0 ]; then
+      log "cancelling jobs still queued or running: ${jobs[*]}"
+      scancel "${jobs[@]}" 2>/dev/null || true
+      for _ in $(seq 20); do
         [ -z "$(squeue -h -t RUNNING,COMPLETING -o '%A' 2>/dev/null)" ] && break
         sleep 0.5
       done
     fi
   fi
-  local d pid i
+  local d pid
   for d in "${DAEMONS[@]}"; do
     pid=$(live_pid "$d") || continue
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 100); do
-      alive "$pid" || break
-      sleep 0.1
-    done
-    if alive "$pid"; then
-      log "$d (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    log "stopped $d (pid $pid)"
+    wait_exit "$pid" 100 && { log "stopped $d (pid $pid)"; continue; }
+    log "$d (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_exit "$pid" 50 || die "expected $d (pid $pid) to exit after SIGKILL; it is still running"
+    log "killed $d (pid $pid)"
   done
   rm -f "$STATE"/run/*.pid
 }
 
 cmd_status() {
   [ -f "$STATE/slurm.conf" ] || die "expected $STATE/slurm.conf from a start; found none"
+  live_pid slurmctld >/dev/null || die "expected slurmctld from $STATE to be running; found no live pid in $(pid_file slurmctld)"
   export SLURM_CONF=$STATE/slurm.conf
   sinfo
   squeue

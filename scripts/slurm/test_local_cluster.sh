@@ -15,8 +15,7 @@ done_phase() { awk -v p="$PHASE" -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { print
 
 # Waits until none of the given jobs is pending or running (squeue lists only those).
 wait_gone() {
-  local i
-  for i in $(seq 240); do
+  for _ in $(seq 240); do
     [ -z "$(squeue -h -j "$1" -t PENDING,RUNNING,COMPLETING -o %i 2>/dev/null)" ] && return 0
     sleep 0.5
   done
@@ -59,7 +58,7 @@ dep=$(sbatch --parsable --dependency="afterok:$bad" --wrap='touch ran.dep')
 kill_dep=$(sbatch --parsable --dependency="afterok:$bad" --kill-on-invalid-dep=yes --wrap='touch ran.kill')
 wait_gone "$bad"
 [ "$(job_field "${bad}_2" ExitCode)" = 1:0 ] || fail "expected task ${bad}_2 ExitCode=1:0; found '$(job_field "${bad}_2" ExitCode)'"
-for i in $(seq 60); do
+for _ in $(seq 60); do
   reason=$(squeue -h -j "$dep" -o '%T %r')
   [ "$reason" = "PENDING DependencyNeverSatisfied" ] && break
   sleep 0.5
@@ -78,4 +77,5 @@ sbatch --wait --wrap='touch again' >/dev/null && [ -e again ] || fail "job after
 done_phase
 phase "stop twice"; stop_cluster; stop_cluster; done_phase
 rm -rf "$WORK"
+[ $# -gt 0 ] || rm -rf "$STATE"   # a STATE_DIR we made ourselves; kept on failure for its logs
 echo "test_local_cluster: all checks passed"

@@ -57,7 +57,7 @@ MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const Mer
   for (const Checkpoint* c : spec.all_checkpoints()) {
     std::string missing;
     for (const UnitStatus& st : status)
-      if (st.unit->checkpoint == c && st.state != UnitState::kDone)
+      if (st.unit->checkpoint.name == c->name && st.state != UnitState::kDone)
         missing += " " + st.unit->id() + " (" + unit_state_name(st.state) + (st.running ? ", running" : "") + ")";
     if (missing.empty()) complete.push_back(c);
     else if (options.partial && !c->base) out.skipped.push_back(c->name);
@@ -74,14 +74,14 @@ MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const Mer
   for (const Checkpoint* c : complete) {
     std::vector<json> units;
     for (const Unit& u : plan.units)
-      if (u.checkpoint == c) units.push_back(*read_unit_result(unit_result_path(dir, u)));
+      if (u.checkpoint.name == c->name) units.push_back(*read_unit_result(unit_result_path(dir, u)));
 
     // The checkpoint's pairs: the fixed file, or the chunks built in its units, concatenated.
     std::string data_path = spec.pairs;
     if (spec.constructs_pairs()) {
       std::string text;
       for (const Unit& u : plan.units)
-        if (u.checkpoint == c) text += read_text(unit_pairs_path(dir, u));
+        if (u.checkpoint.name == c->name) text += read_text(unit_pairs_path(dir, u));
       fs::create_directories(fs::path(dir) / "pairs");
       data_path = (fs::path(dir) / "pairs" / (c->name + ".jsonl")).string();
       write_file_atomically(data_path, text);

@@ -42,13 +42,13 @@ std::string read_text(const std::string& path) {
 
 std::string unit_dir(const std::string& dir, const Checkpoint& c) { return (fs::path(dir) / "units" / c.name).string(); }
 std::string unit_result_path(const std::string& dir, const Unit& u) {
-  return unit_dir(dir, *u.checkpoint) + "/chunk-" + std::to_string(u.chunk) + ".json";
+  return unit_dir(dir, u.checkpoint) + "/chunk-" + std::to_string(u.chunk) + ".json";
 }
 std::string unit_lock_path(const std::string& dir, const Unit& u) {
-  return unit_dir(dir, *u.checkpoint) + "/chunk-" + std::to_string(u.chunk) + ".lock";
+  return unit_dir(dir, u.checkpoint) + "/chunk-" + std::to_string(u.chunk) + ".lock";
 }
 std::string unit_pairs_path(const std::string& dir, const Unit& u) {
-  return unit_dir(dir, *u.checkpoint) + "/chunk-" + std::to_string(u.chunk) + ".pairs.jsonl";
+  return unit_dir(dir, u.checkpoint) + "/chunk-" + std::to_string(u.chunk) + ".pairs.jsonl";
 }
 std::string chunk_data_path(const std::string& dir, const Unit& u) {
   return (fs::path(dir) / "data" / ("chunk-" + std::to_string(u.chunk) + ".jsonl")).string();
@@ -88,7 +88,7 @@ std::string utc_now() {
 
 // ---- the plan ----
 
-std::string Unit::id() const { return checkpoint->name + "/chunk-" + std::to_string(chunk); }
+std::string Unit::id() const { return checkpoint.name + "/chunk-" + std::to_string(chunk); }
 
 Plan make_plan(const SweepSpec& spec) {
   Plan p;
@@ -107,7 +107,7 @@ Plan make_plan(const SweepSpec& spec) {
     for (int64_t k = 0; k < n_chunks; ++k) {
       Unit u;
       u.index = static_cast<int64_t>(p.units.size());
-      u.checkpoint = c;
+      u.checkpoint = *c;
       u.chunk = k;
       u.begin = k * spec.chunk_size;
       u.end = std::min(p.n_items, u.begin + spec.chunk_size);
@@ -317,10 +317,10 @@ struct Identities {
 };
 
 json unit_inputs_for(const SweepSpec& spec, const Plan& plan, const Unit& u, Identities& ids) {
-  json in = unit_inputs(spec, plan, u, ids.of(*u.checkpoint));
+  json in = unit_inputs(spec, plan, u, ids.of(u.checkpoint));
   if (spec.constructs_pairs()) {
     // The other model of the pair matters too: the base for a checkpoint, the last checkpoint for the base.
-    const Checkpoint& partner = u.checkpoint->base ? spec.checkpoints.back() : spec.base;
+    const Checkpoint& partner = u.checkpoint.base ? spec.checkpoints.back() : spec.base;
     in["partner"] = ids.of(partner);
   }
   return in;
@@ -361,7 +361,7 @@ nlohmann::ordered_json status_json(const SweepSpec& spec, const std::vector<Unit
     nlohmann::ordered_json units = nlohmann::ordered_json::array();
     int64_t d = 0, m = 0, s = 0, r = 0;
     for (const UnitStatus& st : status) {
-      if (st.unit->checkpoint != c) continue;
+      if (st.unit->checkpoint.name != c->name) continue;
       (st.state == UnitState::kDone ? d : st.state == UnitState::kStale ? s : m)++;
       r += st.running;
       nlohmann::ordered_json u = {{"chunk", st.unit->chunk}, {"state", unit_state_name(st.state)}, {"running", st.running}};
@@ -424,7 +424,7 @@ class UnitRunner {
 
   // Claims the unit (or reports kBusy without waiting), then does it unless it is already done.
   Outcome run(const Unit& u, bool wait, const std::string& progress) {
-    fs::create_directories(unit_dir(dir_, *u.checkpoint));
+    fs::create_directories(unit_dir(dir_, u.checkpoint));
     Claim claim(unit_lock_path(dir_, u));
     if (claim.lock(wait) == Claim::Result::kBusy) return Outcome::kBusy;
     const json inputs = unit_inputs_for(spec_, plan_, u, ids_);
@@ -445,7 +445,7 @@ class UnitRunner {
     }
     claim.write_holder("pid " + std::to_string(::getpid()) + " on " + host_name() + ", started " + utc_now() + "\n");
     // Leftovers of an interrupted write are never read (results are renamed into place whole).
-    for (const auto& e : fs::directory_iterator(unit_dir(dir_, *u.checkpoint)))
+    for (const auto& e : fs::directory_iterator(unit_dir(dir_, u.checkpoint)))
       if (e.path().filename().string().rfind(fs::path(result_path).filename().string() + ".tmp", 0) == 0 ||
           e.path().filename().string().rfind(fs::path(unit_pairs_path(dir_, u)).filename().string() + ".tmp", 0) == 0)
         fs::remove(e.path());
@@ -466,7 +466,7 @@ class UnitRunner {
 
   void compute(const Unit& u, const json& inputs, const std::string& progress) {
     const auto t0 = std::chrono::steady_clock::now();
-    const Checkpoint& c = *u.checkpoint;
+    const Checkpoint& c = u.checkpoint;
     std::string data_path;
     json where = {{"checkpoint", c.path}};
     if (spec_.constructs_pairs()) {
@@ -577,8 +577,9 @@ RunCounts run_units(const SweepSpec& spec, const json& resolved, const std::stri
     const std::string progress = "[" + std::to_string(++k) + "/" + std::to_string(mine.size()) + "]";
     const auto o = runner.run(*u, /*wait=*/false, progress);
     if (o == UnitRunner::Outcome::kBusy) {
-      spdlog::info("{} {}: another process holds it ({}); taking the next unit, will come back",
-                   progress, u->id(), holder_text(unit_lock_path(dir, *u)));
+      const std::string holder = holder_text(unit_lock_path(dir, *u));
+      spdlog::info("{} {}: another process holds it{}; taking the next unit, will come back", progress, u->id(),
+                   holder.empty() ? "" : " (" + holder + ")");
       busy.push_back(u);
       continue;
     }

@@ -1,0 +1,499 @@
+// Checkpoint sweeps (include/circuitscope/sweep.hpp): the spec, the plan and its shards, claims,
+// staleness, merge against direct attribution, and the summary's arithmetic.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "circuitscope/error.hpp"
+#include "circuitscope/model.hpp"
+#include "circuitscope/pipeline.hpp"
+#include "circuitscope/report.hpp"
+#include "circuitscope/sweep.hpp"
+#include "circuitscope/toy.hpp"
+#include "json_schema_lite.hpp"
+#include "test_util.hpp"
+
+using namespace circuitscope;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+int error_code_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return static_cast<int>(e.code());
+  }
+  return 0;
+}
+
+std::string error_text_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A stand-in for the CLI's parser of the attribute block: the keys these tests use.
+sweep::AttributeBlock test_attribute_parser(const json& o, const std::string& origin) {
+  sweep::AttributeBlock b;
+  b.spec.method = parse_attribution_method(o.value("method", std::string("eap-ig-inputs")));
+  b.spec.ig_steps = o.value("ig_steps", 3);
+  b.spec.batch_size = o.value("batch_size", int64_t{2});
+  b.spec.metric = parse_metric(o.value("metric", std::string("logit-diff")));
+  if (o.contains("top_n")) {
+    b.spec.selection.kind = SelectionKind::kTopN;
+    b.spec.selection.n = o["top_n"].get<int64_t>();
+  }
+  for (const auto& [k, v] : o.items())
+    if (k != "method" && k != "ig_steps" && k != "batch_size" && k != "top_n" && k != "metric")
+      throw Error(ErrorCode::kUsage, origin + ": unknown key '" + k + "'");
+  return b;
+}
+
+// Small random Qwen2 checkpoints (the toy lab's format), distinct per seed.
+void write_random_checkpoint(const std::string& dir, uint64_t seed) {
+  toy::ToyModelShape shape;
+  shape.layers = 2;
+  shape.d_model = 32;
+  shape.heads = 4;
+  shape.kv_heads = 2;
+  shape.d_mlp = 64;
+  shape.max_positions = 64;
+  auto m = toy::init_toy_model(shape, seed);
+  toy::save_hf_checkpoint(*m, dir);
+}
+
+// Token-form pairs over the toy vocabulary: 7 lines, so chunks of 3 give 3 + 3 + 1.
+std::string pairs_text(int variant = 0) {
+  std::string s;
+  for (int i = 0; i < 7; ++i) {
+    const int a = 20 + i + variant, b = 40 + 2 * i;
+    s += "{\"clean_ids\": [5, " + std::to_string(a) + ", 30, " + std::to_string(b) + ", 9], \"corrupted_ids\": [5, " +
+         std::to_string(a + 1) + ", 30, " + std::to_string(b + 3) + ", 9], \"answer_id\": " + std::to_string(b) +
+         ", \"wrong_id\": " + std::to_string(b + 3) + "}\n";
+    if (i == 2) s += "\n";  // blank lines are not pairs
+  }
+  return s;
+}
+
+struct SweepFixture {
+  cs_test::TempDir tmp{"sweep"};
+  std::string root = tmp.path;
+  std::string dir = root + "/out";
+  SweepFixture() {
+    write_random_checkpoint(root + "/base", 1);
+    write_random_checkpoint(root + "/run/checkpoint-20", 3);
+    write_random_checkpoint(root + "/run/checkpoint-10", 2);
+    cs_test::write_file(root, "pairs.jsonl", pairs_text());
+  }
+  json spec_json() const {
+    return {{"base", "base"},
+            {"checkpoints", "run/checkpoint-*"},
+            {"data", {{"pairs", "pairs.jsonl"}}},
+            {"chunk_size", 3},
+            {"attribute", {{"top_n", 12}, {"ig_steps", 3}}}};
+  }
+  sweep::SweepSpec spec(const json& j, json* resolved = nullptr) const {
+    return sweep::parse_sweep_spec(j, "SWEEP.json", root, test_attribute_parser, resolved);
+  }
+};
+
+sweep::RunCounts run_all_shards(const sweep::SweepSpec& spec, const json& resolved, const std::string& dir, int n) {
+  sweep::RunCounts total;
+  for (int i = 1; i <= n; ++i) {
+    const auto c = sweep::run_units(spec, resolved, dir, {i, n});
+    total.units += c.units;
+    total.computed += c.computed;
+    total.recomputed += c.recomputed;
+    total.redone += c.redone;
+    total.already_done += c.already_done;
+    total.waited += c.waited;
+  }
+  return total;
+}
+
+int64_t count_state(const std::vector<sweep::UnitStatus>& st, sweep::UnitState s) {
+  int64_t n = 0;
+  for (const auto& u : st) n += u.state == s;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("sweep: steps come from checkpoint-N names", "[sweep]") {
+  REQUIRE(sweep::step_from_name("checkpoint-100") == 100);
+  REQUIRE(sweep::step_from_name("run1-checkpoint-2500") == 2500);
+  REQUIRE_FALSE(sweep::step_from_name("final").has_value());
+  REQUIRE_FALSE(sweep::step_from_name("checkpoint-").has_value());
+  REQUIRE_FALSE(sweep::step_from_name("checkpoint-12a").has_value());
+  REQUIRE_FALSE(sweep::step_from_name("mycheckpoint-3").has_value());
+}
+
+TEST_CASE("sweep spec: glob, steps, names, the attribute block, and errors naming the key", "[sweep]") {
+  SweepFixture f;
+  json resolved;
+  const sweep::SweepSpec s = f.spec(f.spec_json(), &resolved);
+  REQUIRE(s.base.name == "base");
+  REQUIRE(s.base.base);
+  REQUIRE(s.checkpoints.size() == 2);
+  REQUIRE(s.checkpoints[0].name == "checkpoint-10");  // sorted by step, not by name
+  REQUIRE(s.checkpoints[0].step == 10);
+  REQUIRE(s.checkpoints[1].step == 20);
+  REQUIRE(fs::path(s.checkpoints[1].path).is_absolute());
+  REQUIRE(s.pairs == (fs::path(f.root) / "pairs.jsonl").lexically_normal().string());
+  REQUIRE(s.chunk_size == 3);
+  REQUIRE(s.attribute.spec.selection.n == 12);
+  // The resolved form lists every checkpoint and parses to the same sweep.
+  REQUIRE(resolved["checkpoints"].size() == 2);
+  REQUIRE(resolved["checkpoints"][1]["step"] == 20);
+  std::ifstream sf(cs_test::data_dir() + "/../../schemas/sweep.schema.json");
+  REQUIRE(sf.good());
+  json schema;
+  sf >> schema;
+  std::vector<std::string> errors;
+  REQUIRE(cs_test::validate_schema(f.spec_json(), schema, "$", errors));
+  REQUIRE(cs_test::validate_schema(resolved, schema, "$", errors));
+  json wrong = f.spec_json();
+  wrong["chunk_size"] = 0;
+  REQUIRE_FALSE(cs_test::validate_schema(wrong, schema, "$", errors));
+  const sweep::SweepSpec again = sweep::parse_sweep_spec(resolved, "sweep.json", "/nonexistent", test_attribute_parser);
+  REQUIRE(again.checkpoints[1].path == s.checkpoints[1].path);
+  REQUIRE(again.pairs == s.pairs);
+
+  // A config file under the block's own keys: the block wins.
+  cs_test::write_file(f.root, "cfg.json", "// comment\n{\"top_n\": 50, \"ig_steps\": 7}\n");
+  json j = f.spec_json();
+  j["attribute"] = {{"config", "cfg.json"}, {"top_n", 9}};
+  const sweep::SweepSpec c = f.spec(j);
+  REQUIRE(c.attribute.spec.selection.n == 9);
+  REQUIRE(c.attribute.spec.ig_steps == 7);
+  j["attribute"] = "cfg.json";
+  REQUIRE(f.spec(j).attribute.spec.selection.n == 50);
+
+  // Explicit entries: step given, or read from the name; a name without a step is refused.
+  fs::create_directories(f.root + "/other/final");
+  write_random_checkpoint(f.root + "/other/final", 4);
+  j = f.spec_json();
+  j["checkpoints"] = json::array({"run/checkpoint-10", {{"path", "other/final"}, {"step", 15}, {"name", "late"}}});
+  const sweep::SweepSpec e = f.spec(j);
+  REQUIRE(e.checkpoints[1].name == "late");
+  REQUIRE(e.checkpoints[1].step == 15);
+  j["checkpoints"] = json::array({"other/final"});
+  REQUIRE(error_text_of([&] { f.spec(j); }).find("no step in its name") != std::string::npos);
+
+  j = f.spec_json();
+  j["checkpoints"] = "run/nothing-*";
+  REQUIRE(error_code_of([&] { f.spec(j); }) == static_cast<int>(ErrorCode::kInput));
+  j = f.spec_json();
+  j["chunk_sise"] = 3;
+  REQUIRE(error_text_of([&] { f.spec(j); }).find("unknown key 'chunk_sise'") != std::string::npos);
+  j = f.spec_json();
+  j["data"] = {{"pairs", "pairs.jsonl"}, {"prompts", "pairs.jsonl"}};
+  REQUIRE(error_text_of([&] { f.spec(j); }).find("exactly one of") != std::string::npos);
+  j = f.spec_json();
+  j["attribute"] = {{"ig_steps", 3}};
+  REQUIRE(error_text_of([&] { f.spec(j); }).find("needs a circuit selection") != std::string::npos);
+  j = f.spec_json();
+  j["attribute"]["data"] = "x.jsonl";
+  REQUIRE(error_text_of([&] { f.spec(j); }).find("'attribute.data' is set by the sweep") != std::string::npos);
+  j = f.spec_json();
+  j["checkpoints"] = json::array({"run/checkpoint-10", {{"path", "run/checkpoint-20"}, {"name", "base"}}});
+  REQUIRE(error_text_of([&] { f.spec(j); }).find("two checkpoints are named 'base'") != std::string::npos);
+  j = f.spec_json();
+  j["data"] = {{"prompts", "pairs.jsonl"}};  // building pairs needs a sequence metric
+  REQUIRE(error_text_of([&] { f.spec(j); }).find("seq-logprob or seq-kl") != std::string::npos);
+}
+
+TEST_CASE("sweep plan: deterministic units, and shards that partition them in contiguous blocks", "[sweep]") {
+  SweepFixture f;
+  const sweep::SweepSpec s = f.spec(f.spec_json());
+  const sweep::Plan p = sweep::make_plan(s);
+  REQUIRE(p.n_items == 7);  // the blank line is not a pair
+  REQUIRE(p.units.size() == 9);  // 3 checkpoints x chunks [0,3) [3,6) [6,7)
+  REQUIRE(p.units[0].id() == "base/chunk-0");
+  REQUIRE(p.units[5].id() == "checkpoint-10/chunk-2");
+  REQUIRE(p.units[5].begin == 6);
+  REQUIRE(p.units[5].end == 7);
+  const sweep::Plan p2 = sweep::make_plan(f.spec(f.spec_json()));
+  for (size_t i = 0; i < p.units.size(); ++i) REQUIRE(p2.units[i].id() == p.units[i].id());
+
+  for (int n = 1; n <= 12; ++n) {
+    std::vector<int> seen(p.units.size(), 0);
+    for (int i = 1; i <= n; ++i) {
+      const auto mine = sweep::shard_units(p, {i, n});
+      for (size_t k = 0; k < mine.size(); ++k) {
+        ++seen[mine[k]->index];
+        if (k > 0) REQUIRE(mine[k]->index == mine[k - 1]->index + 1);
+      }
+      REQUIRE(mine.size() >= p.units.size() / n);  // balanced within one unit
+      REQUIRE(mine.size() <= (p.units.size() + n - 1) / n);
+    }
+    for (int c : seen) REQUIRE(c == 1);
+  }
+  REQUIRE(sweep::parse_shard("2/3").index == 2);
+  for (const char* bad : {"0/3", "4/3", "3", "a/3", "1/0", "1/3x", "-1/3"})
+    REQUIRE(error_code_of([&] { sweep::parse_shard(bad); }) == static_cast<int>(ErrorCode::kUsage));
+}
+
+TEST_CASE("sweep: 3 shards then merge equal direct attribution; reruns skip; changed inputs are recomputed",
+          "[sweep]") {
+  SweepFixture f;
+  json resolved;
+  const sweep::SweepSpec s = f.spec(f.spec_json(), &resolved);
+  const sweep::RunCounts c = run_all_shards(s, resolved, f.dir, 3);
+  REQUIRE(c.units == 9);
+  REQUIRE(c.computed == 9);
+  REQUIRE(fs::exists(f.dir + "/sweep.json"));
+  const sweep::MergeResult m = sweep::merge_sweep(s, f.dir, {});
+  REQUIRE(m.reports.size() == 3);
+
+  // Direct attribution of each checkpoint on the whole pairs file, through the same library calls
+  // `attribute` makes.
+  for (const sweep::Checkpoint* ck : s.all_checkpoints()) {
+    auto model = HookedTransformer::from_pretrained(ck->path);
+    PairSource src;
+    src.path = s.pairs;
+    const PairDataset ds = load_pair_dataset(src, ck->path, model->config(), s.attribute.spec.metric);
+    const json direct = attribute_report(attribute(*model, ds.examples, s.attribute.spec), s.attribute.spec, *model,
+                                         ck->path, ds);
+    const json merged = cs_test::read_json_file(f.dir + "/reports/" + ck->name + ".json");
+    INFO(ck->name);
+    for (const char* k : {"schema_version", "model", "dataset", "method", "heads", "nodes"}) {
+      if (std::string(k) == "heads") {
+        for (size_t i = 0; i < direct["heads"].size(); ++i) {
+          REQUIRE(merged["heads"][i]["in_circuit"] == direct["heads"][i]["in_circuit"]);
+          REQUIRE(std::abs(merged["heads"][i]["importance"].get<double>() - direct["heads"][i]["importance"].get<double>()) <=
+                  1e-6);
+        }
+      } else {
+        REQUIRE(merged[k] == direct[k]);
+      }
+    }
+    double max_abs = 0.0, worst = 0.0;
+    for (const auto& [name, e] : direct["edges"].items()) {
+      const double ref = e["score"].get<double>(), got = merged["edges"][name]["score"].get<double>();
+      max_abs = std::max(max_abs, std::abs(ref));
+      worst = std::max(worst, std::abs(got - ref) - (1e-7 + 1e-5 * std::abs(ref)));
+      REQUIRE(merged["edges"][name]["in_graph"] == e["in_graph"]);
+    }
+    INFO("max |score| " << max_abs);
+    REQUIRE(worst <= 0.0);
+    REQUIRE(max_abs > 1e-4);  // the comparison is not between zeros
+    REQUIRE(std::abs(merged["baselines"]["clean"].get<double>() - direct["baselines"]["clean"].get<double>()) <= 1e-5);
+    REQUIRE(std::abs(merged["faithfulness"]["circuit"].get<double>() - direct["faithfulness"]["circuit"].get<double>()) <=
+            1e-4);
+  }
+
+  // summary.json follows its schema.
+  std::ifstream sf(cs_test::data_dir() + "/../../schemas/summary.schema.json");
+  REQUIRE(sf.good());
+  json schema;
+  sf >> schema;
+  std::vector<std::string> errors;
+  const json summary = cs_test::read_json_file(m.summary_path);
+  INFO((errors.empty() ? "" : errors.front()));
+  REQUIRE(cs_test::validate_schema(summary, schema, "$", errors));
+  REQUIRE(summary["steps"].size() == 2);
+  REQUIRE(summary["heads"].size() == 8);
+
+  // A rerun does nothing.
+  const sweep::RunCounts again = run_all_shards(s, resolved, f.dir, 2);
+  REQUIRE(again.computed + again.recomputed + again.redone == 0);
+  REQUIRE(again.already_done == 9);
+
+  // Changed data: only the chunk that changed is recomputed, for every checkpoint, and status says why.
+  std::string text = pairs_text();
+  text.replace(text.find("\"clean_ids\": [5, 23"), 19, "\"clean_ids\": [6, 23");  // line 4: chunk 1
+  cs_test::write_file(f.root, "pairs.jsonl", text);
+  const sweep::SweepSpec s2 = f.spec(f.spec_json(), &resolved);
+  const auto st = sweep::sweep_status(s2, sweep::make_plan(s2), f.dir);
+  REQUIRE(count_state(st, sweep::UnitState::kStale) == 3);
+  for (const auto& u : st)
+    if (u.state == sweep::UnitState::kStale) {
+      REQUIRE(u.unit->chunk == 1);
+      REQUIRE(u.reason.find("data.sha256") != std::string::npos);
+    }
+  REQUIRE_THROWS_AS(sweep::merge_sweep(s2, f.dir, {}), Error);
+  const sweep::RunCounts r2 = run_all_shards(s2, resolved, f.dir, 3);
+  REQUIRE(r2.recomputed == 3);
+  REQUIRE(r2.already_done == 6);
+
+  // Changed options: every unit.
+  json j = f.spec_json();
+  j["attribute"]["ig_steps"] = 2;
+  const sweep::SweepSpec s3 = f.spec(j, &resolved);
+  const auto st3 = sweep::sweep_status(s3, sweep::make_plan(s3), f.dir);
+  REQUIRE(count_state(st3, sweep::UnitState::kStale) == 9);
+  REQUIRE(st3[0].reason == "options.ig_steps 3 -> 2");
+  // ...but not the selection, which only merge uses.
+  j = f.spec_json();
+  j["attribute"]["top_n"] = 5;
+  const sweep::SweepSpec s4 = f.spec(j);
+  REQUIRE(count_state(sweep::sweep_status(s4, sweep::make_plan(s4), f.dir), sweep::UnitState::kDone) == 9);
+
+  // A retrained checkpoint (same shapes, new weights): its units only.
+  write_random_checkpoint(f.root + "/run/checkpoint-20", 99);
+  const auto st5 = sweep::sweep_status(s2, sweep::make_plan(s2), f.dir);
+  REQUIRE(count_state(st5, sweep::UnitState::kStale) == 3);
+  for (const auto& u : st5)
+    if (u.state == sweep::UnitState::kStale) {
+      REQUIRE(u.unit->checkpoint.name == "checkpoint-20");
+      REQUIRE(u.reason.rfind("checkpoint ", 0) == 0);
+    }
+}
+
+TEST_CASE("sweep: a unit left half done is redone; a unit claimed by another process is waited for", "[sweep]") {
+  SweepFixture f;
+  json resolved;
+  const sweep::SweepSpec s = f.spec(f.spec_json(), &resolved);
+  REQUIRE(sweep::run_units(s, resolved, f.dir, {1, 1}).computed == 9);
+  const std::string unit_dir = f.dir + "/units/checkpoint-10";
+  const std::string result = unit_dir + "/chunk-1.json";
+  const std::string saved = cs_test::read_json_file(result).dump();
+
+  // As a process killed mid-unit leaves it: no result, its claim text, a partial temporary file.
+  fs::remove(result);
+  cs_test::write_file(unit_dir, "chunk-1.lock", "pid 4242 on node7, started 2026-12-05T08:00:00Z\n");
+  cs_test::write_file(unit_dir, "chunk-1.json.tmp4242", "{\"unit_version\": 1, \"inpu");
+  const sweep::Plan plan = sweep::make_plan(s);
+  const auto st = sweep::sweep_status(s, plan, f.dir);
+  REQUIRE(count_state(st, sweep::UnitState::kMissing) == 1);
+  for (const auto& u : st)
+    if (u.state == sweep::UnitState::kMissing) REQUIRE(u.reason == "interrupted (pid 4242 on node7, started 2026-12-05T08:00:00Z)");
+  const sweep::RunCounts c = sweep::run_units(s, resolved, f.dir, {1, 1});
+  REQUIRE(c.redone == 1);
+  REQUIRE(c.already_done == 8);
+  REQUIRE_FALSE(fs::exists(unit_dir + "/chunk-1.json.tmp4242"));
+  REQUIRE(cs_test::read_json_file(result)["scores"] == json::parse(saved)["scores"]);  // the same numbers again
+  REQUIRE(cs_test::read_json_file(result)["inputs"] == json::parse(saved)["inputs"]);
+
+  // Another holder of the claim: the run does every other unit, then waits; the holder finishes the
+  // unit (here: puts the result in place) and lets go; the run counts it as done by another.
+  fs::remove(result);
+  const int fd = ::open((unit_dir + "/chunk-1.lock").c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+  REQUIRE(sweep::sweep_status(s, plan, f.dir)[4].running);
+  std::atomic<bool> finished{false};
+  sweep::RunCounts held;
+  std::thread t([&] {
+    held = sweep::run_units(s, resolved, f.dir, {1, 1});
+    finished = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  REQUIRE_FALSE(finished.load());  // waiting on the claim
+  {
+    std::ofstream out(result);
+    out << saved;
+  }
+  ::flock(fd, LOCK_UN);
+  ::close(fd);
+  t.join();
+  REQUIRE(held.waited == 1);
+  REQUIRE(held.computed + held.redone + held.recomputed == 0);
+  REQUIRE(held.already_done == 8);
+}
+
+TEST_CASE("sweep summary: emergence, frequency, E, cohorts and correlations on hand-made circuits", "[sweep]") {
+  // 2 layers x 2 heads. Base circuit: a0.h0. Steps 100, 200, 300, 400.
+  auto heads = [](std::vector<double> imp, std::vector<bool> in) {
+    ReportHeads r;
+    r.n_layers = 2;
+    r.n_heads = 2;
+    r.importance = std::move(imp);
+    r.in_circuit = std::move(in);
+    r.path = "r.json";
+    return r;
+  };
+  sweep::StepHeads base{"base", 0, heads({0.5, 0.0, 0.5, 0.0}, {true, false, false, false}), std::nullopt};
+  std::vector<sweep::StepHeads> steps = {
+      {"checkpoint-100", 100, heads({0.5, 0.5, 0.0, 0.0}, {true, true, false, false}), 1.0},
+      {"checkpoint-200", 200, heads({0.2, 0.4, 0.2, 0.2}, {true, true, true, true}), 4.0},
+      {"checkpoint-300", 300, heads({0.5, 0.5, 0.0, 0.0}, {false, true, false, false}), 2.0},
+      {"checkpoint-400", 400, heads({0.0, 0.5, 0.0, 0.5}, {false, true, false, true}), 3.0},
+  };
+  sweep::TrainingLog log;
+  log.path = "log.jsonl";
+  log.key = "reward";
+  const json s = sweep::sweep_summary(base, steps, log);
+  // a0.h1 first in the circuit at 100, a1.h0 and a1.h1 at 200; a0.h0 was in the base circuit.
+  REQUIRE(s["heads"][0]["first_emergence_step"].is_null());
+  REQUIRE(s["heads"][1]["first_emergence_step"] == 100);
+  REQUIRE(s["heads"][2]["first_emergence_step"] == 200);
+  REQUIRE(s["heads"][3]["first_emergence_step"] == 200);
+  REQUIRE(s["heads"][1]["frequency"] == 1.0);
+  REQUIRE(s["heads"][3]["frequency"] == 0.5);
+  REQUIRE(s["heads"][0]["frequency"] == 0.5);
+  // E = (post - base) / (post + base + 1e-6): a1.h0 at step 200 is (0.2 - 0.5) / (0.7 + 1e-6).
+  REQUIRE(std::abs(s["heads"][2]["E"][1].get<double>() - (-0.3 / (0.7 + 1e-6))) < 1e-12);
+  REQUIRE(s["heads"][1]["E"][0].get<double>() == Approx(1.0).margin(1e-5));
+  // Emergent (in the step's circuit, not the base's) per step: 1, 3, 1, 2; new: 1, 2, 0, 0; lost: 0, 0, 1, 1.
+  const std::vector<int64_t> emergent = {1, 3, 1, 2}, fresh = {1, 2, 0, 0}, lost = {0, 0, 1, 1};
+  for (size_t i = 0; i < 4; ++i) {
+    REQUIRE(s["steps"][i]["emergent"] == emergent[i]);
+    REQUIRE(s["steps"][i]["new"] == fresh[i]);
+    REQUIRE(s["steps"][i]["lost"] == lost[i]);
+  }
+  // Cohorts: {a0.h1} at 100, alive 1 1 1 1; {a1.h0, a1.h1} at 200, alive 2 0 1.
+  REQUIRE(s["cohorts"].size() == 2);
+  REQUIRE(s["cohorts"][0]["heads"] == json::array({"a0.h1"}));
+  REQUIRE(s["cohorts"][1]["heads"] == json::array({"a1.h0", "a1.h1"}));
+  std::vector<int64_t> alive;
+  for (const auto& a : s["cohorts"][1]["alive"]) alive.push_back(a["count"]);
+  REQUIRE(alive == std::vector<int64_t>{2, 0, 1});
+  // Emergent counts x = (1, 3, 1, 2) against rewards y = (1, 4, 2, 3), worked by hand:
+  // Pearson: mean x 1.75, y 2.5; Sxy = 3.5, Sxx = 2.75, Syy = 5; r = 3.5 / sqrt(13.75).
+  REQUIRE(s["new_heads_vs_reward"]["n"] == 4);
+  REQUIRE(std::abs(s["new_heads_vs_reward"]["pearson"].get<double>() - 3.5 / std::sqrt(13.75)) < 1e-12);
+  // Spearman: ranks x = (1.5, 4, 1.5, 3), y = (1, 4, 2, 3); Sxy = 4.5, Sxx = 4.5, Syy = 5; rho = 4.5 / sqrt(22.5).
+  REQUIRE(std::abs(s["new_heads_vs_reward"]["spearman"].get<double>() - 4.5 / std::sqrt(22.5)) < 1e-12);
+  const std::string timeline = sweep::format_timeline(s);
+  REQUIRE(timeline.find("a1.h0 a1.h1") != std::string::npos);
+  REQUIRE(timeline.find("pearson +0.944, spearman +0.949 (n = 4)") != std::string::npos);
+
+  // Too few points for a correlation: null, not NaN.
+  steps.resize(1);
+  const json one = sweep::sweep_summary(base, steps, log);
+  REQUIRE(one["new_heads_vs_reward"]["pearson"].is_null());
+  // Reports of another shape are refused.
+  steps[0].heads.n_heads = 3;
+  REQUIRE(error_code_of([&] { sweep::sweep_summary(base, steps, log); }) == static_cast<int>(ErrorCode::kInput));
+}
+
+TEST_CASE("sweep: training logs (trainer_state.json, JSONL) and a checkpoint's value", "[sweep]") {
+  cs_test::TempDir tmp("sweeplog");
+  const std::string ts = cs_test::write_file(
+      tmp.path, "trainer_state.json",
+      R"({"global_step": 300, "log_history": [{"step": 50, "loss": 1.0}, {"step": 100, "loss": 0.8, "reward": 0.1},)"
+      R"( {"step": 150, "reward": 0.3}, {"step": 200, "reward": 0.5}, {"step": 300, "eval_loss": 2.0}]})");
+  const sweep::TrainingLog l = sweep::read_training_log(ts);
+  REQUIRE(l.key == "reward");  // preferred over loss
+  REQUIRE(l.points.size() == 3);
+  REQUIRE(*sweep::log_value_at(l, 100, 200) == Approx(0.4));  // mean of 0.3 and 0.5
+  REQUIRE(*sweep::log_value_at(l, 0, 100) == Approx(0.1));
+  REQUIRE(*sweep::log_value_at(l, 200, 300) == Approx(0.5));  // nothing in (200, 300]: the last before
+  REQUIRE_FALSE(sweep::log_value_at(l, 0, 50).has_value());
+  REQUIRE(sweep::read_training_log(ts, "loss").points.size() == 2);
+  REQUIRE(error_code_of([&] { sweep::read_training_log(ts, "accuracy"); }) == static_cast<int>(ErrorCode::kInput));
+
+  const std::string jl = cs_test::write_file(tmp.path, "rewards.jsonl",
+                                             "{\"step\": 1, \"mean_reward\": 0.25, \"accuracy\": 0.5}\n\n"
+                                             "{\"step\": 2, \"mean_reward\": 0.75, \"accuracy\": 0.5}\n");
+  const sweep::TrainingLog r = sweep::read_training_log(jl);
+  REQUIRE(r.key == "mean_reward");
+  REQUIRE(*sweep::log_value_at(r, 0, 2) == Approx(0.5));
+  const std::string broken = cs_test::write_file(tmp.path, "broken.jsonl", "{\"step\": 1}\n{oops\n");
+  REQUIRE(error_text_of([&] { sweep::read_training_log(broken, "loss"); }).find("broken.jsonl:2") != std::string::npos);
+}
