@@ -144,12 +144,16 @@ if [ $SLURM = 1 ]; then
   job_state() { scontrol show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | head -1 | cut -d= -f2; }
 
   phase "SLURM: the sweep as a 3-task array plus a dependent merge"
-  out=$(bash "$ROOT/scripts/slurm/submit_sweep.sh" sweep.json slurm-run 3)
+  out=$(MERGE_TASKS=2 bash "$ROOT/scripts/slurm/submit_sweep.sh" sweep.json slurm-run 3)
   echo "$out"
   ids=$(echo "$out" | grep -o 'job [0-9]*' | awk '{print $2}')
   array=$(echo "$ids" | sed -n 1p) merge=$(echo "$ids" | sed -n 2p)
   wait_jobs $array $merge
   [ "$(job_state $merge)" = COMPLETED ] || { cat slurm-run/slurm/*.out; fail "merge job $merge: $(job_state $merge)"; }
+  grep -h "merge shard" slurm-run/slurm/merge-*_*.out
+  grep -h "kept as current), .*summary.json" slurm-run/slurm/merge-*.out
+  grep -q "5 report(s) under .* (5 kept as current), .*summary.json" slurm-run/slurm/merge-*.out ||
+    fail "the final merge redid the merge array's reports"
   compare_dir slurm-run ref
 
   phase "SLURM: one array task fails; its merge never runs; the task is resubmitted alone"

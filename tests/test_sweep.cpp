@@ -308,6 +308,24 @@ TEST_CASE("sweep: 3 shards then merge equal direct attribution; reruns skip; cha
   REQUIRE(summary["steps"].size() == 2);
   REQUIRE(summary["heads"].size() == 8);
 
+  // Merging again keeps the current reports; a merge array (shards of checkpoints) then a final
+  // merge gives the same reports; a new selection makes every report new.
+  const std::string first_report = cs_test::read_json_file(m.reports[1]).dump();
+  REQUIRE(sweep::merge_sweep(s, f.dir, {}).kept == 3);
+  sweep::MergeOptions half;
+  half.shard = sweep::Shard{2, 2};
+  const sweep::MergeResult h = sweep::merge_sweep(s, f.dir, half);
+  REQUIRE(h.reports.size() == 2);  // checkpoints [1, 3) of 3
+  REQUIRE(h.summary_path.empty());
+  json retop = f.spec_json();
+  retop["attribute"]["top_n"] = 7;
+  REQUIRE(sweep::merge_sweep(f.spec(retop), f.dir, {}).kept == 0);
+  REQUIRE(cs_test::read_json_file(m.reports[1])["circuit"]["top_n"] == 7);
+  REQUIRE(sweep::merge_sweep(s, f.dir, half).kept == 0);
+  const sweep::MergeResult fin = sweep::merge_sweep(s, f.dir, {});
+  REQUIRE(fin.kept == 2);
+  REQUIRE(cs_test::read_json_file(m.reports[1]).dump() == first_report);
+
   // A rerun does nothing.
   const sweep::RunCounts again = run_all_shards(s, resolved, f.dir, 2);
   REQUIRE(again.computed + again.recomputed + again.redone == 0);

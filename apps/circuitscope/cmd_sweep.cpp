@@ -112,14 +112,21 @@ int run_merge(const SweepOptions& o) {
   const sweep::SweepSpec spec = read_dir_spec(o.dir);
   sweep::MergeOptions mo;
   mo.partial = o.partial;
+  if (!o.shard.empty()) mo.shard = sweep::parse_shard(o.shard);
   const sweep::MergeResult r = sweep::merge_sweep(spec, o.dir, mo);
   if (!r.skipped.empty()) {
     std::string s;
     for (const auto& n : r.skipped) s += " " + n;
     spdlog::warn("--partial: left out (units missing or stale):{}", s);
   }
-  spdlog::info("wrote {} report(s) under {}/reports, {} and {}/timeline.txt", r.reports.size(), o.dir, r.summary_path,
-               o.dir);
+  if (mo.shard) {
+    spdlog::info("merge shard {}/{}: {} report(s) under {}/reports ({} kept as current); the summary is written by "
+                 "`sweep merge {}` without --shard",
+                 mo.shard->index, mo.shard->count, r.reports.size(), o.dir, r.kept, o.dir);
+    return 0;
+  }
+  spdlog::info("{} report(s) under {}/reports ({} kept as current), {} and {}/timeline.txt", r.reports.size(), o.dir,
+               r.kept, r.summary_path, o.dir);
   std::cout << r.timeline;
   return 0;
 }
@@ -144,6 +151,9 @@ CommandRegistrar reg_cmd_sweep(
        CLI::App* merge = sub->add_subcommand("merge", "Combine each checkpoint's units into an attribute report; write summary.json and the timeline");
        merge->add_option("dir", o->dir, "sweep folder")->required();
        merge->add_flag("--partial", o->partial, "merge the checkpoints whose units are all done, leave out the rest");
+       merge->add_option("--shard", o->shard,
+                         "I/N: merge only the I-th of N blocks of checkpoints and write no summary (a merge array); "
+                         "a final merge without --shard keeps their reports and writes the summary");
        sub->footer(
            "A unit is one checkpoint x one chunk of the pairs. Each finished unit is written atomically with its "
            "inputs (checkpoint identity, data hash, options); a rerun skips units whose inputs are unchanged and "

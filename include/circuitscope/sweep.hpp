@@ -190,14 +190,20 @@ std::string format_timeline(const nlohmann::ordered_json& summary);
 
 struct MergeOptions {
   bool partial = false;  // merge the checkpoints whose units are all done; skip the rest
+  // Merge only a contiguous block of the checkpoints (base first) and write no summary: a merge
+  // spread over array tasks, followed by an unsharded merge that keeps their reports.
+  std::optional<Shard> shard;
 };
 struct MergeResult {
-  std::vector<std::string> reports;  // written, base first
+  std::vector<std::string> reports;  // written or kept, base first
+  int64_t kept = 0;                  // reports already current (same units and options), not redone
   std::vector<std::string> skipped;  // checkpoints left out (partial)
-  std::string summary_path, timeline;
+  std::string summary_path, timeline;  // empty with a shard
 };
-// Errors (kInput) listing the missing or stale units unless options.partial (the base must be
-// complete either way).
+// A checkpoint's report is current when its units and the options are those it was merged from
+// (recorded in units/NAME/merged.json); a current report is kept, not merged again. Errors (kInput)
+// listing the missing or stale units unless options.partial (the base must be complete either way,
+// unless a shard leaves it out).
 MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const MergeOptions& options);
 
 }  // namespace circuitscope::sweep

@@ -8,6 +8,7 @@
 #include "circuitscope/error.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/report.hpp"
+#include "circuitscope/sha256.hpp"
 #include "circuitscope/sweep.hpp"
 #include "sweep/sweep_files.hpp"
 
@@ -48,13 +49,49 @@ EdgeScores combine_units(const std::vector<json>& units, int64_t n_edges, const 
 
 }  // namespace
 
+namespace {
+
+// Everything a checkpoint's report depends on besides its units: the options of every stage.
+json merge_options(const SweepSpec& spec) {
+  const AttributeSpec& a = spec.attribute.spec;
+  json sizes = json::array();
+  for (int64_t n : a.faithfulness.sizes) sizes.push_back(n);
+  return {{"method", attribution_method_name(a.method)}, {"ig_steps", a.eap_options().ig_steps},
+          {"metric", metric_name(a.metric)},              {"loss", a.loss},
+          {"kv_edges", kv_edges_name(a.kv_edges)},         {"batch_size", a.batch_size},
+          {"selection", selection_json(a.selection)},      {"node_level", a.selection.node_level},
+          {"intervention", intervention_name(a.faithfulness.intervention)},
+          {"mean_source", mean_source_name(a.faithfulness.mean_source)},
+          {"sizes", sizes},                                {"absolute", a.faithfulness.absolute},
+          {"dtype", spec.attribute.dtype},                 {"device", spec.attribute.device},
+          {"pairs", spec.pairs.empty() ? "" : sha256_hex(read_text(spec.pairs))}};
+}
+
+// The key of a checkpoint's report: its units' files (each rewritten whenever it is recomputed) and
+// the options. A report whose recorded key matches is current and is not merged again.
+std::string merge_key(const std::vector<std::string>& unit_texts, const json& options) {
+  std::string material = options.dump();
+  for (const std::string& t : unit_texts) material += "\n" + sha256_hex(t);
+  return sha256_hex(material);
+}
+
+}  // namespace
+
 MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const MergeOptions& options) {
   const Plan plan = make_plan(spec);
   const std::vector<UnitStatus> status = sweep_status(spec, plan, dir);
+  const std::vector<const Checkpoint*> all = spec.all_checkpoints();
+  // With a shard, a contiguous block of the checkpoints (base first), and no summary.
+  size_t lo = 0, hi = all.size();
+  if (options.shard) {
+    lo = static_cast<size_t>((options.shard->index - 1) * static_cast<int64_t>(all.size()) / options.shard->count);
+    hi = static_cast<size_t>(options.shard->index * static_cast<int64_t>(all.size()) / options.shard->count);
+  }
   MergeResult out;
   std::vector<const Checkpoint*> complete;
   std::string problems;
-  for (const Checkpoint* c : spec.all_checkpoints()) {
+  for (size_t i = lo; i < hi; ++i) {
+    const Checkpoint* c = all[i];
     std::string missing;
     for (const UnitStatus& st : status)
       if (st.unit->checkpoint.name == c->name && st.state != UnitState::kDone)
@@ -69,40 +106,54 @@ MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const Mer
                                        "; run `sweep run` for:" + problems);
 
   fs::create_directories(fs::path(dir) / "reports");
+  const json opts = merge_options(spec);
   std::vector<StepHeads> steps;
   StepHeads base;
   for (const Checkpoint* c : complete) {
     std::vector<json> units;
+    std::vector<std::string> texts;
     for (const Unit& u : plan.units)
-      if (u.checkpoint.name == c->name) units.push_back(*read_unit_result(unit_result_path(dir, u)));
-
-    // The checkpoint's pairs: the fixed file, or the chunks built in its units, concatenated.
-    std::string data_path = spec.pairs;
-    if (spec.constructs_pairs()) {
-      std::string text;
-      for (const Unit& u : plan.units)
-        if (u.checkpoint.name == c->name) text += read_text(unit_pairs_path(dir, u));
-      fs::create_directories(fs::path(dir) / "pairs");
-      data_path = (fs::path(dir) / "pairs" / (c->name + ".jsonl")).string();
-      write_file_atomically(data_path, text);
-    }
-    spdlog::info("merge {}: {} unit(s); loading {}", c->name, units.size(), c->path);
-    auto model = HookedTransformer::from_pretrained(c->path, {spec.attribute.dtype, spec.attribute.device});
-    PairSource src = spec.attribute.data;
-    src.path = data_path;
-    const PairDataset ds = load_pair_dataset(src, c->path, model->config(), spec.attribute.spec.metric);
-    const ModelConfig& mc = model->config();
-    AttributeResult r;
-    r.graph = {mc.n_layers, mc.n_heads, mc.n_kv_heads, spec.attribute.spec.kv_edges};
-    const Graph graph(r.graph);
-    r.scores = combine_units(units, graph.n_edges(), c->name);
-    if (r.scores.n_examples != static_cast<int64_t>(ds.examples.size()))
-      throw Error(ErrorCode::kInput, c->name + ": its units hold " + std::to_string(r.scores.n_examples) +
-                                         " pairs; " + data_path + " gives " + std::to_string(ds.examples.size()));
-    r.circuit = select_and_measure(*model, graph, ds.examples, r.scores.scores, spec.attribute.spec);
-    const json report = attribute_report(r, spec.attribute.spec, *model, c->path, ds);
+      if (u.checkpoint.name == c->name) {
+        texts.push_back(read_text(unit_result_path(dir, u)));
+        units.push_back(json::parse(texts.back()));
+      }
     const std::string path = (fs::path(dir) / "reports" / (c->name + ".json")).string();
-    write_file_atomically(path, report.dump(1) + "\n");
+    const std::string key_path = unit_dir(dir, *c) + "/merged.json";
+    const std::string key = merge_key(texts, opts);
+    json report;
+    if (fs::exists(path) && fs::exists(key_path) && json::parse(read_text(key_path)).value("key", "") == key) {
+      spdlog::info("merge {}: its report is current (same units and options); kept", c->name);
+      report = json::parse(read_text(path));
+      ++out.kept;
+    } else {
+      // The checkpoint's pairs: the fixed file, or the chunks built in its units, concatenated.
+      std::string data_path = spec.pairs;
+      if (spec.constructs_pairs()) {
+        std::string text;
+        for (const Unit& u : plan.units)
+          if (u.checkpoint.name == c->name) text += read_text(unit_pairs_path(dir, u));
+        fs::create_directories(fs::path(dir) / "pairs");
+        data_path = (fs::path(dir) / "pairs" / (c->name + ".jsonl")).string();
+        write_file_atomically(data_path, text);
+      }
+      spdlog::info("merge {}: {} unit(s); loading {}", c->name, units.size(), c->path);
+      auto model = HookedTransformer::from_pretrained(c->path, {spec.attribute.dtype, spec.attribute.device});
+      PairSource src = spec.attribute.data;
+      src.path = data_path;
+      const PairDataset ds = load_pair_dataset(src, c->path, model->config(), spec.attribute.spec.metric);
+      const ModelConfig& mc = model->config();
+      AttributeResult r;
+      r.graph = {mc.n_layers, mc.n_heads, mc.n_kv_heads, spec.attribute.spec.kv_edges};
+      const Graph graph(r.graph);
+      r.scores = combine_units(units, graph.n_edges(), c->name);
+      if (r.scores.n_examples != static_cast<int64_t>(ds.examples.size()))
+        throw Error(ErrorCode::kInput, c->name + ": its units hold " + std::to_string(r.scores.n_examples) +
+                                           " pairs; " + data_path + " gives " + std::to_string(ds.examples.size()));
+      r.circuit = select_and_measure(*model, graph, ds.examples, r.scores.scores, spec.attribute.spec);
+      report = attribute_report(r, spec.attribute.spec, *model, c->path, ds);
+      write_file_atomically(path, report.dump(1) + "\n");
+      write_file_atomically(key_path, json{{"key", key}, {"report", path}, {"merged", utc_now()}}.dump() + "\n");
+    }
     out.reports.push_back(path);
 
     StepHeads sh;
@@ -113,6 +164,7 @@ MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const Mer
     if (c->base) base = sh;
     else steps.push_back(sh);
   }
+  if (options.shard) return out;  // the summary is the unsharded merge's
 
   std::optional<TrainingLog> log;
   if (!spec.log_path.empty()) {
