@@ -1,5 +1,5 @@
 // A small JSON Schema validator for the keywords schemas/report.schema.json uses: type (a name or a
-// list), required, properties, additionalProperties (bool or schema), items, enum, minimum. Any
+// list), required, properties, additionalProperties (bool or schema), items, enum, minimum, maximum. Any
 // other keyword except annotations ($schema, $id, title, description) is reported as an error, so
 // the schema cannot silently grow past what is checked.
 #pragma once
@@ -26,7 +26,7 @@ inline bool validate_schema(const nlohmann::json& v, const nlohmann::json& s, co
   const size_t before = errors.size();
   for (const auto& [k, unused] : s.items()) {
     static const char* known[] = {"$schema", "$id", "title", "description", "type", "required", "properties",
-                                  "additionalProperties", "items", "enum", "minimum"};
+                                  "additionalProperties", "items", "enum", "minimum", "maximum"};
     bool ok = false;
     for (const char* n : known) ok = ok || k == n;
     if (!ok) errors.push_back(path + ": schema keyword '" + k + "' is not supported by the test validator");
@@ -49,6 +49,8 @@ inline bool validate_schema(const nlohmann::json& v, const nlohmann::json& s, co
   }
   if (s.contains("minimum") && v.is_number() && v.get<double>() < s["minimum"].get<double>())
     errors.push_back(path + ": " + v.dump() + " < minimum " + s["minimum"].dump());
+  if (s.contains("maximum") && v.is_number() && v.get<double>() > s["maximum"].get<double>())
+    errors.push_back(path + ": " + v.dump() + " > maximum " + s["maximum"].dump());
   if (v.is_object()) {
     if (s.contains("required"))
       for (const auto& r : s["required"])

@@ -52,12 +52,13 @@ sweep::AttributeBlock test_attribute_parser(const json& o, const std::string& or
   b.spec.ig_steps = o.value("ig_steps", 3);
   b.spec.batch_size = o.value("batch_size", int64_t{2});
   b.spec.metric = parse_metric(o.value("metric", std::string("logit-diff")));
+  b.data.skip_bad = o.value("skip_bad", false);
   if (o.contains("top_n")) {
     b.spec.selection.kind = SelectionKind::kTopN;
     b.spec.selection.n = o["top_n"].get<int64_t>();
   }
   for (const auto& [k, v] : o.items())
-    if (k != "method" && k != "ig_steps" && k != "batch_size" && k != "top_n" && k != "metric")
+    if (k != "method" && k != "ig_steps" && k != "batch_size" && k != "top_n" && k != "metric" && k != "skip_bad")
       throw Error(ErrorCode::kUsage, origin + ": unknown key '" + k + "'");
   return b;
 }
@@ -122,6 +123,17 @@ sweep::RunCounts run_all_shards(const sweep::SweepSpec& spec, const json& resolv
     total.waited += c.waited;
   }
   return total;
+}
+
+// The plan with its statuses (which point into it).
+struct PlanStatus {
+  sweep::Plan plan;
+  std::vector<sweep::UnitStatus> units;
+};
+PlanStatus status_of(const sweep::SweepSpec& s, const std::string& dir) {
+  PlanStatus r{sweep::make_plan(s), {}};
+  r.units = sweep::sweep_status(s, r.plan, dir);
+  return r;
 }
 
 int64_t count_state(const std::vector<sweep::UnitStatus>& st, sweep::UnitState s) {
@@ -207,7 +219,7 @@ TEST_CASE("sweep spec: glob, steps, names, the attribute block, and errors namin
   REQUIRE(error_text_of([&] { f.spec(j); }).find("needs a circuit selection") != std::string::npos);
   j = f.spec_json();
   j["attribute"]["data"] = "x.jsonl";
-  REQUIRE(error_text_of([&] { f.spec(j); }).find("'attribute.data' is set by the sweep") != std::string::npos);
+  REQUIRE(error_text_of([&] { f.spec(j); }).find("attribute option 'data' is set by the sweep") != std::string::npos);
   j = f.spec_json();
   j["checkpoints"] = json::array({"run/checkpoint-10", {{"path", "run/checkpoint-20"}, {"name", "base"}}});
   REQUIRE(error_text_of([&] { f.spec(j); }).find("two checkpoints are named 'base'") != std::string::npos);
@@ -336,7 +348,8 @@ TEST_CASE("sweep: 3 shards then merge equal direct attribution; reruns skip; cha
   text.replace(text.find("\"clean_ids\": [5, 23"), 19, "\"clean_ids\": [6, 23");  // line 4: chunk 1
   cs_test::write_file(f.root, "pairs.jsonl", text);
   const sweep::SweepSpec s2 = f.spec(f.spec_json(), &resolved);
-  const auto st = sweep::sweep_status(s2, sweep::make_plan(s2), f.dir);
+  const PlanStatus ps2 = status_of(s2, f.dir);
+  const auto& st = ps2.units;
   REQUIRE(count_state(st, sweep::UnitState::kStale) == 3);
   for (const auto& u : st)
     if (u.state == sweep::UnitState::kStale) {
@@ -352,18 +365,20 @@ TEST_CASE("sweep: 3 shards then merge equal direct attribution; reruns skip; cha
   json j = f.spec_json();
   j["attribute"]["ig_steps"] = 2;
   const sweep::SweepSpec s3 = f.spec(j, &resolved);
-  const auto st3 = sweep::sweep_status(s3, sweep::make_plan(s3), f.dir);
+  const PlanStatus ps3 = status_of(s3, f.dir);
+  const auto& st3 = ps3.units;
   REQUIRE(count_state(st3, sweep::UnitState::kStale) == 9);
   REQUIRE(st3[0].reason == "options.ig_steps 3 -> 2");
   // ...but not the selection, which only merge uses.
   j = f.spec_json();
   j["attribute"]["top_n"] = 5;
   const sweep::SweepSpec s4 = f.spec(j);
-  REQUIRE(count_state(sweep::sweep_status(s4, sweep::make_plan(s4), f.dir), sweep::UnitState::kDone) == 9);
+  REQUIRE(count_state(status_of(s4, f.dir).units, sweep::UnitState::kDone) == 9);
 
   // A retrained checkpoint (same shapes, new weights): its units only.
   write_random_checkpoint(f.root + "/run/checkpoint-20", 99);
-  const auto st5 = sweep::sweep_status(s2, sweep::make_plan(s2), f.dir);
+  const PlanStatus ps5 = status_of(s2, f.dir);
+  const auto& st5 = ps5.units;
   REQUIRE(count_state(st5, sweep::UnitState::kStale) == 3);
   for (const auto& u : st5)
     if (u.state == sweep::UnitState::kStale) {
@@ -514,4 +529,145 @@ TEST_CASE("sweep: training logs (trainer_state.json, JSONL) and a checkpoint's v
   REQUIRE(*sweep::log_value_at(r, 0, 2) == Approx(0.5));
   const std::string broken = cs_test::write_file(tmp.path, "broken.jsonl", "{\"step\": 1}\n{oops\n");
   REQUIRE(error_text_of([&] { sweep::read_training_log(broken, "loss"); }).find("broken.jsonl:2") != std::string::npos);
+}
+
+TEST_CASE("sweep: a chunk without a usable pair counts 0 pairs; a failing unit does not stop the shard", "[sweep]") {
+  SweepFixture f;
+  // Lines 4-6 (chunk 1) name token ids past the vocabulary: with skip_bad they are skipped, so
+  // chunk 1 holds no pair at all.
+  std::string text = pairs_text();
+  std::string bad;
+  for (int i = 0; i < 3; ++i) bad += "{\"clean_ids\": [5, 99999], \"corrupted_ids\": [5, 99998], \"answer_id\": 7, \"wrong_id\": 8}\n";
+  const size_t third = text.find('\n', text.find('\n', text.find('\n') + 1) + 1) + 1;
+  text.insert(third, bad);
+  cs_test::write_file(f.root, "pairs.jsonl", text);
+  json j = f.spec_json();
+  j["attribute"]["skip_bad"] = true;
+  json resolved;
+  const sweep::SweepSpec s = f.spec(j, &resolved);
+  REQUIRE(sweep::make_plan(s).n_items == 10);
+  REQUIRE(sweep::run_units(s, resolved, f.dir, {1, 1}).computed == 12);
+  REQUIRE(cs_test::read_json_file(f.dir + "/units/base/chunk-1.json")["n_examples"] == 0);
+  REQUIRE(cs_test::read_json_file(f.dir + "/units/base/chunk-1.json")["skipped"] == 3);
+  sweep::merge_sweep(s, f.dir, {});
+  auto model = HookedTransformer::from_pretrained(s.base.path);
+  PairSource src;
+  src.path = s.pairs;
+  src.skip_bad = true;
+  const PairDataset ds = load_pair_dataset(src, s.base.path, model->config(), s.attribute.spec.metric);
+  REQUIRE(ds.examples.size() == 7);
+  const json direct = attribute_report(attribute(*model, ds.examples, s.attribute.spec), s.attribute.spec, *model,
+                                       s.base.path, ds);
+  const json merged = cs_test::read_json_file(f.dir + "/reports/base.json");
+  REQUIRE(merged["dataset"] == direct["dataset"]);  // examples 7, skipped 3
+  for (const auto& [name, e] : direct["edges"].items())
+    REQUIRE(std::abs(merged["edges"][name]["score"].get<double>() - e["score"].get<double>()) <=
+            1e-7 + 1e-5 * std::abs(e["score"].get<double>()));
+
+  // A checkpoint that cannot be read: its units fail, the others are done, and the run then fails
+  // naming them; the claims say what happened; once fixed, a rerun redoes just those.
+  SweepFixture g;
+  json r2;
+  const sweep::SweepSpec s2 = g.spec(g.spec_json(), &r2);
+  const std::string weights = g.root + "/run/checkpoint-10/model.safetensors";
+  fs::rename(weights, weights + ".hidden");
+  const std::string err = error_text_of([&] { sweep::run_units(s2, r2, g.dir, {1, 1}); });
+  INFO(err);
+  REQUIRE(err.find("3 unit(s) failed") != std::string::npos);
+  REQUIRE(err.find("checkpoint-10/chunk-2: ") != std::string::npos);
+  const PlanStatus ps = status_of(s2, g.dir);
+  REQUIRE(count_state(ps.units, sweep::UnitState::kDone) == 6);
+  for (const auto& u : ps.units)
+    if (u.state != sweep::UnitState::kDone) {
+      REQUIRE(u.unit->checkpoint.name == "checkpoint-10");
+      REQUIRE(u.reason.rfind("failed in pid ", 0) == 0);
+      REQUIRE(u.reason.find("has no .safetensors file") != std::string::npos);
+    }
+  fs::rename(weights + ".hidden", weights);
+  const sweep::RunCounts c = sweep::run_units(s2, r2, g.dir, {1, 1});
+  REQUIRE(c.redone == 3);
+  REQUIRE(c.already_done == 6);
+  REQUIRE(c.failed == 0);
+}
+
+TEST_CASE("sweep spec: globs take checkpoint-N folders only; trailing slashes; a checkpoint twice", "[sweep]") {
+  SweepFixture f;
+  fs::create_directories(f.root + "/run/checkpoint-30-tmp");
+  json j = f.spec_json();
+  REQUIRE(f.spec(j).checkpoints.size() == 2);  // checkpoint-30-tmp left out (with a warning)
+  j["checkpoints"] = json::array({"run/checkpoint-10/", "run/checkpoint-20"});
+  const sweep::SweepSpec s = f.spec(j);
+  REQUIRE(s.checkpoints[0].name == "checkpoint-10");
+  REQUIRE(s.checkpoints[0].step == 10);
+  j["checkpoints"] = json::array({"run/checkpoint-10", "run/../run/checkpoint-10/"});
+  REQUIRE(error_text_of([&] { f.spec(j); }).find("is listed twice") != std::string::npos);
+  j["checkpoints"] = json::array({"run/checkpoint-10", {{"path", "base"}, {"step", 5}, {"name", "b2"}}});
+  REQUIRE(error_text_of([&] { f.spec(j); }).find("(or is the base)") != std::string::npos);
+  j["checkpoints"] = json::array({{{"path", "run/checkpoint-10"}, {"name", "../x"}}});
+  REQUIRE(error_text_of([&] { f.spec(j); }).find("usable as a file name") != std::string::npos);
+}
+
+TEST_CASE("sweep CLI: the attribute block as attribute parses it, shards from SLURM's variables, status, merge",
+          "[sweep][cli]") {
+  SweepFixture f;
+  const std::string repo = cs_test::data_dir() + "/../..";
+  cs_test::write_file(f.root, "sweep.json",
+                      "// configs/thinking-sparks.json as is, under the block's own keys\n"
+                      "{\"base\": \"base\", \"checkpoints\": \"run/checkpoint-*\", \"data\": {\"pairs\": \"pairs.jsonl\"},\n"
+                      " \"chunk_size\": 3, \"attribute\": {\"config\": \"" + repo +
+                          "/configs/thinking-sparks.json\", \"ig-steps\": 2, \"simplify\": 0.0001, "
+                          "\"batch_size\": 2}}\n");
+  const std::string cs = cs_test::binary_path() + " --threads 1 ";
+  std::string out;
+  REQUIRE(cs_test::run_command(cs + "sweep plan " + f.root + "/sweep.json --out " + f.dir, out) == 0);
+  INFO(out);
+  REQUIRE(out.find("9 units: 3 checkpoints x 3 chunks of up to 3 pairs (7 in all)") != std::string::npos);
+  const json plan = cs_test::read_json_file(f.dir + "/sweep.json");
+  REQUIRE(plan["attribute"]["top_n"] == 5000);
+  REQUIRE(plan["attribute"]["ig-steps"] == 2);
+
+  // A task resubmitted alone cannot tell its shard; an array 1-3 can.
+  const std::string env_alone = "SLURM_ARRAY_TASK_ID=2 SLURM_ARRAY_TASK_COUNT=1 SLURM_ARRAY_TASK_MIN=2 SLURM_ARRAY_TASK_MAX=2 ";
+  REQUIRE(cs_test::run_command(env_alone + cs + "sweep run " + f.dir + "/sweep.json --out " + f.dir, out) == 2);
+  REQUIRE(out.find("give --shard 2/N") != std::string::npos);
+  for (int i = 1; i <= 3; ++i) {
+    const std::string env = "SLURM_ARRAY_TASK_ID=" + std::to_string(i) +
+                            " SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=3 ";
+    REQUIRE(cs_test::run_command(env + cs + "sweep run " + f.dir + "/sweep.json --out " + f.dir, out) == 0);
+    REQUIRE(out.find("shard " + std::to_string(i) + "/3 from SLURM_ARRAY_TASK_ID=" + std::to_string(i)) !=
+            std::string::npos);
+    if (i == 2) {
+      REQUIRE(cs_test::run_command(cs + "sweep status " + f.dir + " --json > " + f.root + "/st.json", out) == 0);
+      const json st = cs_test::read_json_file(f.root + "/st.json");
+      REQUIRE(st["units"]["done"] == 6);
+      REQUIRE(st["units"]["missing"] == 3);
+      REQUIRE(st["complete"] == false);
+      REQUIRE(cs_test::run_command(cs + "sweep merge " + f.dir, out) == static_cast<int>(ErrorCode::kInput));
+      REQUIRE(out.find("checkpoint-20: checkpoint-20/chunk-0 (missing)") != std::string::npos);
+    }
+  }
+  REQUIRE(cs_test::run_command(cs + "sweep merge " + f.dir, out) == 0);
+  REQUIRE(out.find("base base:") != std::string::npos);
+  // The merged report against `attribute` with the same options.
+  const std::string ck = f.root + "/run/checkpoint-20";
+  REQUIRE(cs_test::run_command(cs + "attribute " + ck + " --data " + f.root + "/pairs.jsonl --config " + repo +
+                                   "/configs/thinking-sparks.json --ig-steps 2 --simplify 0.0001 --batch-size 2 --out " +
+                                   f.root + "/direct.json",
+                               out) == 0);
+  const json direct = cs_test::read_json_file(f.root + "/direct.json");
+  const json merged = cs_test::read_json_file(f.dir + "/reports/checkpoint-20.json");
+  REQUIRE(merged["method"] == direct["method"]);
+  REQUIRE(merged["circuit"] == direct["circuit"]);
+  REQUIRE(merged["dataset"]["sha256"] == direct["dataset"]["sha256"]);
+  for (const auto& [name, e] : direct["edges"].items()) {
+    REQUIRE(merged["edges"][name]["in_graph"] == e["in_graph"]);
+    REQUIRE(std::abs(merged["edges"][name]["score"].get<double>() - e["score"].get<double>()) <=
+            1e-7 + 1e-5 * std::abs(e["score"].get<double>()));
+  }
+  // Options the sweep sets are refused, naming the key.
+  cs_test::write_file(f.root, "bad.json",
+                      "{\"base\": \"base\", \"checkpoints\": \"run/checkpoint-*\", \"data\": {\"pairs\": \"pairs.jsonl\"},"
+                      " \"attribute\": {\"top_n\": 5, \"model-dir\": \"x\"}}");
+  REQUIRE(cs_test::run_command(cs + "sweep plan " + f.root + "/bad.json --out " + f.root + "/bad", out) == 2);
+  REQUIRE(out.find("attribute option 'model-dir' is set by the sweep") != std::string::npos);
 }

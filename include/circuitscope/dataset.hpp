@@ -58,6 +58,9 @@ struct PairReadOptions {
   // When set, clean/corrupted texts are passed through it (e.g. a chat template) and the result is
   // encoded without special tokens.
   std::function<std::string(const std::string&)> render_prompt;
+  // A file without a usable pair gives an empty dataset instead of an error (a sweep's chunk whose
+  // openings were all identical).
+  bool allow_empty = false;
 };
 
 // Blank lines are ignored. A bad line throws Error(kInput) "PATH:LINE: reason" unless skip_bad.
@@ -78,6 +81,7 @@ struct PairSource {
   bool chat = false;      // render clean/corrupted as user messages through the chat template
   std::string think;      // "", "on" or "off": enable_thinking for the chat template (chat only)
   std::string system;     // system message (chat only)
+  bool allow_empty = false;  // see PairReadOptions
 };
 
 // Reads the pairs for a model: ids checked against its vocabulary; answer/wrong or continuations

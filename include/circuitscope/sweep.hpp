@@ -9,7 +9,9 @@
 // heads over training (summary.json). Layout of a sweep folder DIR:
 //   DIR/sweep.json                    the resolved spec (explicit checkpoints, absolute paths)
 //   DIR/data/chunk-K.jsonl            fixed pairs, chunk K (shared by every checkpoint)
-//   DIR/units/NAME/chunk-K.json       a finished unit; chunk-K.lock its claim (flock)
+//   DIR/units/NAME/chunk-K.json       a finished unit's record (inputs, counts, baselines)
+//   DIR/units/NAME/chunk-K.scores.f32 its mean edge scores (float32, by edge index)
+//   DIR/units/NAME/chunk-K.lock       its claim (flock) and who holds or last held it
 //   DIR/units/NAME/chunk-K.pairs.jsonl  pairs built inside the unit (construction mode)
 //   DIR/pairs/NAME.jsonl              a checkpoint's built pairs, chunks concatenated (merge)
 //   DIR/reports/NAME.json             a checkpoint's attribute report (merge)
@@ -111,6 +113,7 @@ Shard parse_shard(const std::string& s);
 // Contiguous blocks, so that a shard loads few checkpoints: shard i holds units
 // [floor((i-1) U / N), floor(i U / N)).
 std::vector<const Unit*> shard_units(const Plan& plan, const Shard& shard);
+std::vector<const Unit*> shard_units(Plan&& plan, const Shard& shard) = delete;  // points into the plan
 
 // ---- units ----
 
@@ -119,8 +122,11 @@ std::vector<const Unit*> shard_units(const Plan& plan, const Shard& shard);
 // Cheap on any size; training changes every block, so a retrained checkpoint reads as changed.
 std::string checkpoint_identity(const std::string& dir);
 
-// The inputs a unit's result depends on (batch size, device and selection do not change it).
-nlohmann::json unit_inputs(const SweepSpec& spec, const Plan& plan, const Unit& unit, const std::string& identity);
+// The inputs a unit's result depends on (batch size, device and selection do not change it):
+// checkpoint identity, data chunk hash, options; `tokenizer` is the identity of the attribute
+// block's tokenizer ("" when the checkpoints' own are used).
+nlohmann::json unit_inputs(const SweepSpec& spec, const Plan& plan, const Unit& unit, const std::string& identity,
+                           const std::string& tokenizer);
 // "" when equal; else what changed, e.g. "data sha256 3f2a… -> 9b1c…".
 std::string inputs_difference(const nlohmann::json& recorded, const nlohmann::json& current);
 
@@ -133,8 +139,10 @@ struct UnitStatus {
   std::string reason;        // why stale; for missing: "" or "interrupted (pid P on HOST)"
   bool running = false;      // its claim is held by a live process now
 };
-// Every unit of the plan; identities are computed once per checkpoint.
+// Every unit of the plan; identities are computed once per checkpoint. The statuses point into
+// `plan`, which must outlive them.
 std::vector<UnitStatus> sweep_status(const SweepSpec& spec, const Plan& plan, const std::string& dir);
+std::vector<UnitStatus> sweep_status(const SweepSpec& spec, Plan&& plan, const std::string& dir) = delete;
 nlohmann::ordered_json status_json(const SweepSpec& spec, const std::vector<UnitStatus>& status);
 std::string format_status(const SweepSpec& spec, const std::vector<UnitStatus>& status);
 
@@ -143,14 +151,17 @@ struct RunCounts {
   int64_t computed = 0;       // fresh units this process computed
   int64_t recomputed = 0;     // stale results replaced
   int64_t redone = 0;         // units an interrupted run had left half done
-  int64_t already_done = 0;   // finished before this run (or by another process while it waited)
-  int64_t waited = 0;         // held by another process; waited for
+  int64_t already_done = 0;   // finished before this run
+  int64_t waited = 0;         // held by another process, waited for, and finished by it
+  int64_t failed = 0;         // threw (then run_units throws too, after the other units)
   double seconds = 0.0;
 };
 // Does the units of `shard`: skips finished ones whose inputs are unchanged, claims each unit with
 // an exclusive lock (a second process on the same shard takes the other units, then waits for the
-// ones it could not claim), redoes units left half done, and writes each result atomically. Writes
-// DIR/sweep.json (`resolved`) first. Logs one line per unit and the counts at the end.
+// ones it could not claim), redoes units left half done, and writes each result atomically (scores
+// first, then the record). A unit that fails is logged and the shard goes on; at the end an Error
+// (the first failure's code) lists the failed units. Writes DIR/sweep.json (`resolved`) first,
+// warning when it described another sweep. Logs one line per unit and the counts at the end.
 RunCounts run_units(const SweepSpec& spec, const nlohmann::json& resolved, const std::string& dir, const Shard& shard);
 
 // ---- merge and summary ----
@@ -177,13 +188,16 @@ struct StepHeads {
 double pearson_correlation(const std::vector<double>& x, const std::vector<double>& y);   // NaN if undefined
 double spearman_correlation(const std::vector<double>& x, const std::vector<double>& y);  // ties get mean ranks
 
-// summary.json: schema_version, tool, base {name, path, circuit_heads}, log {path, key} (or null),
-// steps [{step, name, reward, circuit_heads, emergent, new, lost}], heads [{layer, head, in_base,
-// importance_base, in_circuit[], importance[], E[], first_emergence_step, frequency}], cohorts
-// [{step, heads[], alive [{step, count}]}], new_heads_vs_reward {key, points, n, pearson, spearman}.
-// Steps are in `steps` order (by step). Errors when the reports' shapes differ.
+// summary.json (schemas/summary.schema.json): schema_version, tool, base {name, path, report,
+// circuit_heads}, log {path, key, value} (or null), n_layers, n_heads, skipped (checkpoints a partial
+// merge left out), steps [{step, name, report, reward, circuit_heads, emergent, new, lost}], heads
+// [{layer, head, in_base, importance_base, in_circuit[], importance[], E[], first_emergence_step,
+// frequency}], cohorts [{step, heads[], alive [{step, count}]}], new_heads_vs_reward {key, points
+// [{step, emergent, reward}], n, pearson, spearman}. Steps are in `steps` order (by step). Errors
+// when the reports' shapes differ.
 nlohmann::ordered_json sweep_summary(const StepHeads& base, const std::vector<StepHeads>& steps,
-                                     const std::optional<TrainingLog>& log);
+                                     const std::optional<TrainingLog>& log,
+                                     const std::vector<std::string>& skipped = {});
 // The short text timeline: one line per step (reward, circuit heads, emergent, new, lost, the heads
 // that first emerge there), then the cohorts.
 std::string format_timeline(const nlohmann::ordered_json& summary);

@@ -178,7 +178,7 @@ PairDataset read_pairs_jsonl(const std::string& path, const PairReadOptions& opt
       ++ds.skipped;
     }
   }
-  if (ds.examples.empty())
+  if (ds.examples.empty() && !opts.allow_empty)
     throw Error(ErrorCode::kInput, "dataset '" + path + "' has no usable pairs (" + std::to_string(ds.skipped) + " skipped)");
   return ds;
 }

@@ -35,6 +35,7 @@ PairDataset load_pair_dataset(const PairSource& o, const std::string& model_dir,
   ro.require_answer = metric == MetricKind::kLogitDiff || metric == MetricKind::kProbDiff;
   ro.require_continuation = metric == MetricKind::kSeqLogprob || metric == MetricKind::kSeqKl;
   ro.skip_bad = o.skip_bad;
+  ro.allow_empty = o.allow_empty;
   const std::string tok_dir = o.tokenizer.empty() ? model_dir : o.tokenizer;
   std::unique_ptr<Tokenizer> tok;
   if (!o.tokenizer.empty() || o.chat || has_text_lines(o.path)) tok = load_tokenizer(tok_dir);

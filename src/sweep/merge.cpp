@@ -1,6 +1,7 @@
 // Merging a sweep: each checkpoint's chunks -> one attribute report; the reports -> summary.json.
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -22,19 +23,32 @@ namespace {
 // Edge scores of a checkpoint from its units: each unit holds the mean over its chunk, so the
 // checkpoint's mean is the sum of n_k * mean_k over the sum of n_k (what eap_scores does across
 // its batches, up to float32 summation order).
-EdgeScores combine_units(const std::vector<json>& units, int64_t n_edges, const std::string& name) {
+struct UnitRecord {
+  std::string path;  // chunk-K.json
+  std::string text;
+  json record;
+  std::string scores_path;
+};
+
+EdgeScores combine_units(const std::vector<UnitRecord>& units, int64_t n_edges, const std::string& name) {
   EdgeScores out;
   out.scores.assign(static_cast<size_t>(n_edges), 0.0);
   double clean = 0.0, corrupted = 0.0;
-  for (const json& u : units) {
+  for (const UnitRecord& ur : units) {
+    const json& u = ur.record;
     const int64_t n = u["n_examples"].get<int64_t>();
     out.seconds += u.value("seconds", 0.0);
     if (n == 0) continue;
-    const auto& s = u["scores"];
-    if (!s.is_array() || static_cast<int64_t>(s.size()) != n_edges)
-      throw Error(ErrorCode::kFormat, "unit " + u["unit"].get<std::string>() + " has " + std::to_string(s.size()) +
-                                          " edge scores; the graph has " + std::to_string(n_edges));
-    for (int64_t e = 0; e < n_edges; ++e) out.scores[e] += static_cast<double>(n) * s[e].get<double>();
+    const std::string bytes = read_text(ur.scores_path);
+    const std::string want = u["scores"].value("sha256", "");
+    if (static_cast<int64_t>(bytes.size()) != n_edges * static_cast<int64_t>(sizeof(float)) || sha256_hex(bytes) != want)
+      throw Error(ErrorCode::kFormat, ur.scores_path + " holds " + std::to_string(bytes.size()) + " bytes (sha256 " +
+                                          sha256_hex(bytes).substr(0, 12) + "); the unit recorded " +
+                                          std::to_string(n_edges * sizeof(float)) + " (" + want.substr(0, 12) +
+                                          "). Delete " + ur.path + " and run the unit again");
+    std::vector<float> s(static_cast<size_t>(n_edges));
+    std::memcpy(s.data(), bytes.data(), bytes.size());
+    for (int64_t e = 0; e < n_edges; ++e) out.scores[e] += static_cast<double>(n) * static_cast<double>(s[e]);
     clean += static_cast<double>(n) * u["metric_clean"].get<double>();
     corrupted += static_cast<double>(n) * u["metric_corrupted"].get<double>();
     out.n_examples += n;
@@ -75,6 +89,15 @@ std::string merge_key(const std::vector<std::string>& unit_texts, const json& op
   return sha256_hex(material);
 }
 
+std::string recorded_key(const std::string& path) {
+  try {
+    const json j = json::parse(read_text(path));
+    return j.is_object() ? j.value("key", "") : "";
+  } catch (const json::exception&) {
+    return "";  // unreadable: merged again
+  }
+}
+
 }  // namespace
 
 MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const MergeOptions& options) {
@@ -110,20 +133,28 @@ MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const Mer
   std::vector<StepHeads> steps;
   StepHeads base;
   for (const Checkpoint* c : complete) {
-    std::vector<json> units;
+    std::vector<UnitRecord> units;
     std::vector<std::string> texts;
     for (const Unit& u : plan.units)
       if (u.checkpoint.name == c->name) {
-        texts.push_back(read_text(unit_result_path(dir, u)));
-        units.push_back(json::parse(texts.back()));
+        UnitRecord r;
+        r.path = unit_result_path(dir, u);
+        r.scores_path = unit_scores_path(dir, u);
+        auto rec = read_unit_result(r.path);
+        if (!rec) throw Error(ErrorCode::kInput, r.path + " is missing or unreadable (a unit rerun since the status check?); "
+                                                          "run `sweep status` and merge again");
+        r.record = *rec;
+        r.text = read_text(r.path);
+        texts.push_back(r.text);
+        units.push_back(std::move(r));
       }
     const std::string path = (fs::path(dir) / "reports" / (c->name + ".json")).string();
     const std::string key_path = unit_dir(dir, *c) + "/merged.json";
     const std::string key = merge_key(texts, opts);
     json report;
-    if (fs::exists(path) && fs::exists(key_path) && json::parse(read_text(key_path)).value("key", "") == key) {
+    if (fs::exists(path) && fs::exists(key_path) && recorded_key(key_path) == key) {
       spdlog::info("merge {}: its report is current (same units and options); kept", c->name);
-      report = json::parse(read_text(path));
+      report = read_json_file(path);
       ++out.kept;
     } else {
       // The checkpoint's pairs: the fixed file, or the chunks built in its units, concatenated.
@@ -177,7 +208,7 @@ MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const Mer
       s.reward = log_value_at(*log, previous, s.step);
     }
   }
-  const nlohmann::ordered_json summary = sweep_summary(base, steps, log);
+  const nlohmann::ordered_json summary = sweep_summary(base, steps, log, out.skipped);
   out.summary_path = (fs::path(dir) / "summary.json").string();
   write_file_atomically(out.summary_path, summary.dump(1) + "\n");
   out.timeline = format_timeline(summary);

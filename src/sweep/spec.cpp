@@ -7,6 +7,8 @@
 #include <regex>
 #include <set>
 
+#include <spdlog/spdlog.h>
+
 #include "circuitscope/error.hpp"
 #include "circuitscope/report.hpp"
 #include "circuitscope/sweep.hpp"
@@ -21,7 +23,9 @@ namespace {
 std::string resolve_path(const std::string& p, const std::string& base_dir) {
   if (p.empty()) return p;
   const fs::path path(p);
-  return (path.is_absolute() ? path : fs::path(base_dir) / path).lexically_normal().string();
+  fs::path r = (path.is_absolute() ? path : fs::path(base_dir) / path).lexically_normal();
+  if (r.has_parent_path() && r.filename().empty()) r = r.parent_path();  // "checkpoint-100/"
+  return r.string();
 }
 
 [[noreturn]] void bad(const std::string& source, const std::string& key, const std::string& what) {
@@ -66,6 +70,8 @@ Checkpoint read_checkpoint(const json& j, const std::string& source, const std::
   if (!fs::is_directory(c.path))
     throw Error(ErrorCode::kInput, source + ": '" + where + "': checkpoint folder '" + c.path + "' does not exist");
   if (c.name.empty()) c.name = fs::path(c.path).filename().string();
+  if (c.name.empty() || c.name == "." || c.name == ".." || c.name.find('/') != std::string::npos)
+    bad(source, where + ".name", "must be usable as a file name (it names reports/NAME.json); found '" + c.name + "'");
   return c;
 }
 
@@ -134,7 +140,19 @@ SweepSpec parse_sweep_spec(const json& j, const std::string& source, const std::
       if (dirs.empty())
         throw Error(ErrorCode::kInput, source + ": '" + (cj.is_string() ? std::string("checkpoints") : where) +
                                            "': no folder matches '" + pattern + "'");
-      for (const auto& d : dirs) s.checkpoints.push_back(read_checkpoint(json(d), source, where, base_dir));
+      int64_t matched = 0;
+      for (const auto& d : dirs) {
+        // A glob also matches folders such as checkpoint-100-tmp: only checkpoint-N names are taken.
+        if (!step_from_name(fs::path(d).filename().string())) {
+          spdlog::warn("{}: '{}' matches '{}', whose name has no step (checkpoint-N); left out", source, pattern, d);
+          continue;
+        }
+        s.checkpoints.push_back(read_checkpoint(json(d), source, where, base_dir));
+        ++matched;
+      }
+      if (matched == 0)
+        throw Error(ErrorCode::kInput, source + ": '" + (cj.is_string() ? std::string("checkpoints") : where) +
+                                           "': no checkpoint-N folder matches '" + pattern + "'");
     } else {
       s.checkpoints.push_back(read_checkpoint(entries[i], source, where, base_dir));
     }
@@ -151,8 +169,11 @@ SweepSpec parse_sweep_spec(const json& j, const std::string& source, const std::
   std::stable_sort(s.checkpoints.begin(), s.checkpoints.end(),
                    [](const Checkpoint& a, const Checkpoint& b) { return a.step < b.step; });
   std::set<std::string> names{s.base.name};
+  std::set<std::string> paths{fs::weakly_canonical(s.base.path).string()};
   std::set<int64_t> steps;
   for (const Checkpoint& c : s.checkpoints) {
+    if (!paths.insert(fs::weakly_canonical(c.path).string()).second)
+      throw Error(ErrorCode::kInput, source + ": checkpoint '" + c.path + "' is listed twice (or is the base)");
     if (!names.insert(c.name).second)
       throw Error(ErrorCode::kInput, source + ": two checkpoints are named '" + c.name + "' (reports/NAME.json must be "
                                          "unique); give each a \"name\"");
@@ -197,6 +218,8 @@ SweepSpec parse_sweep_spec(const json& j, const std::string& source, const std::
       o.sampling.temperature = temperature > 0 ? temperature : 1.0;
       o.sampling.top_p = top_p;
       o.sampling.top_k = top_k;
+      if (g.contains("seed") && !g["seed"].is_number_unsigned())
+        bad(source, "data.generation.seed", "must be a non-negative integer; found " + g["seed"].dump());
       o.sampling.seed = g.value("seed", uint64_t{0});
       o.batch_size = g.value("batch_size", int64_t{8});
       if (o.batch_size < 1) bad(source, "data.generation.batch_size", "must be positive");
@@ -238,10 +261,14 @@ SweepSpec parse_sweep_spec(const json& j, const std::string& source, const std::
   if (aj.is_object())
     for (const auto& [k, v] : aj.items())
       if (k != "config") options[k] = v;
-  for (const char* k : {"model_dir", "model", "data", "out", "config"})
-    if (options.contains(k))
-      throw Error(ErrorCode::kUsage, source + ": 'attribute." + std::string(k) +
-                                         "' is set by the sweep (checkpoints, data, DIR); remove it");
+  for (const auto& [k, v] : options.items()) {
+    std::string key = k;
+    std::replace(key.begin(), key.end(), '-', '_');
+    if (key == "model_dir" || key == "model" || key == "data" || key == "out" || key == "config")
+      throw Error(ErrorCode::kUsage, source + ": attribute option '" + k + "'" +
+                                         (aj.is_object() && aj.contains(k) ? "" : " (from " + config_path + ")") +
+                                         " is set by the sweep (checkpoints, data, DIR); remove it");
+  }
   if (options.contains("tokenizer") && options["tokenizer"].is_string())
     options["tokenizer"] = resolve_path(options["tokenizer"].get<std::string>(), base_dir);
   s.attribute = parse_attribute(options, source + ": attribute");

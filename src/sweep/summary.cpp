@@ -142,7 +142,7 @@ double spearman_correlation(const std::vector<double>& x, const std::vector<doub
 // ---- the summary ----
 
 ordered_json sweep_summary(const StepHeads& base, const std::vector<StepHeads>& steps,
-                           const std::optional<TrainingLog>& log) {
+                           const std::optional<TrainingLog>& log, const std::vector<std::string>& skipped) {
   const int64_t L = base.heads.n_layers, H = base.heads.n_heads, n_heads = L * H;
   for (const StepHeads& s : steps)
     if (s.heads.n_layers != L || s.heads.n_heads != H)
@@ -173,6 +173,7 @@ ordered_json sweep_summary(const StepHeads& base, const std::vector<StepHeads>& 
                  : ordered_json(nullptr);
   j["n_layers"] = L;
   j["n_heads"] = H;
+  j["skipped"] = skipped;  // checkpoints a partial merge left out: frequency counts the steps below only
 
   ordered_json js = ordered_json::array();
   std::vector<int64_t> emergent_per_step(S, 0);
@@ -247,7 +248,7 @@ ordered_json sweep_summary(const StepHeads& base, const std::vector<StepHeads>& 
   std::vector<double> xs, ys;
   for (size_t s = 0; s < S; ++s) {
     pts.push_back({{"step", steps[s].step},
-                   {"new_heads", emergent_per_step[s]},
+                   {"emergent", emergent_per_step[s]},
                    {"reward", steps[s].reward ? json(*steps[s].reward) : json(nullptr)}});
     if (steps[s].reward) {
       xs.push_back(static_cast<double>(emergent_per_step[s]));
@@ -282,11 +283,11 @@ std::string format_timeline(const ordered_json& summary) {
     char reward[32] = "-";
     if (!s["reward"].is_null()) std::snprintf(reward, sizeof reward, "%.4g", s["reward"].get<double>());
     const int64_t step = s["step"].get<int64_t>();
-    std::snprintf(line, sizeof line, "%8lld %10s %6lld %9lld %4lld %5lld  %s\n", static_cast<long long>(step), reward,
+    std::snprintf(line, sizeof line, "%8lld %10s %6lld %9lld %4lld %5lld  ", static_cast<long long>(step), reward,
                   static_cast<long long>(s["circuit_heads"].get<int64_t>()),
                   static_cast<long long>(s["emergent"].get<int64_t>()), static_cast<long long>(s["new"].get<int64_t>()),
-                  static_cast<long long>(s["lost"].get<int64_t>()), new_at.count(step) ? new_at[step].c_str() : "");
-    os << line;
+                  static_cast<long long>(s["lost"].get<int64_t>()));
+    os << line << (new_at.count(step) ? new_at[step] : "") << "\n";
   }
   const auto& nr = summary["new_heads_vs_reward"];
   if (!nr["key"].is_null()) {
@@ -298,6 +299,11 @@ std::string format_timeline(const ordered_json& summary) {
     };
     os << "emergent heads vs " << key << ": pearson " << num(nr["pearson"]) << ", spearman " << num(nr["spearman"])
        << " (n = " << nr["n"] << ")\n";
+  }
+  if (!summary["skipped"].empty()) {
+    os << "left out (partial merge):";
+    for (const auto& n : summary["skipped"]) os << " " << n.get<std::string>();
+    os << "\n";
   }
   if (!summary["cohorts"].empty()) {
     os << "cohorts (heads by first-emergence step; how many are in the circuit at each later step):\n";

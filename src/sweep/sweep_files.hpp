@@ -14,6 +14,7 @@ std::string unit_dir(const std::string& dir, const Checkpoint& c);
 std::string unit_result_path(const std::string& dir, const Unit& u);
 std::string unit_lock_path(const std::string& dir, const Unit& u);
 std::string unit_pairs_path(const std::string& dir, const Unit& u);  // pairs built in the unit
+std::string unit_scores_path(const std::string& dir, const Unit& u);  // its mean edge scores, float32
 std::string chunk_data_path(const std::string& dir, const Unit& u);  // fixed pairs, chunk K
 std::string chunk_text(const Plan& plan, const Unit& u);             // its items, one a line
 // A finished unit's record; nullopt when absent or unreadable.

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -144,6 +146,23 @@ std::vector<const Unit*> shard_units(const Plan& plan, const Shard& shard) {
 
 // ---- identity and inputs ----
 
+namespace {
+// A tokenizer given apart from the checkpoints: a folder (its tokenizer files) or a file.
+std::string tokenizer_identity(const std::string& path) {
+  if (path.empty()) return "";
+  std::string material;
+  if (fs::is_directory(path)) {
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model"}) {
+      const fs::path f = fs::path(path) / name;
+      if (fs::exists(f)) material += std::string(name) + "\n" + read_text(f.string());
+    }
+  } else {
+    material = read_text(path);
+  }
+  return "sha256:" + sha256_hex(material);
+}
+}  // namespace
+
 std::string checkpoint_identity(const std::string& dir) {
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir))
@@ -151,8 +170,12 @@ std::string checkpoint_identity(const std::string& dir) {
   std::sort(files.begin(), files.end());
   if (files.empty()) throw Error(ErrorCode::kInput, "checkpoint '" + dir + "' has no .safetensors file");
   std::string material;
-  const fs::path config = fs::path(dir) / "config.json";
-  if (fs::exists(config)) material += "config.json\n" + read_text(config.string());
+  // Small files read whole: the architecture, and the tokenizer and chat template the pairs go through.
+  for (const char* name : {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                           "tokenizer.model"}) {
+    const fs::path f = fs::path(dir) / name;
+    if (fs::exists(f)) material += std::string(name) + "\n" + read_text(f.string());
+  }
   constexpr int64_t kHead = 64 << 10, kBlock = 4 << 10, kBlocks = 32;
   for (const fs::path& f : files) {
     std::ifstream in(f, std::ios::binary);
@@ -172,7 +195,8 @@ std::string checkpoint_identity(const std::string& dir) {
   return "sha256-sampled:" + sha256_hex(material);
 }
 
-json unit_inputs(const SweepSpec& spec, const Plan& plan, const Unit& unit, const std::string& identity) {
+json unit_inputs(const SweepSpec& spec, const Plan& plan, const Unit& unit, const std::string& identity,
+                 const std::string& tokenizer) {
   const AttributeBlock& a = spec.attribute;
   json options = {{"method", attribution_method_name(a.spec.method)},
                   {"ig_steps", a.spec.eap_options().ig_steps},
@@ -183,7 +207,7 @@ json unit_inputs(const SweepSpec& spec, const Plan& plan, const Unit& unit, cons
                   {"chat", a.data.chat},
                   {"think", a.data.think},
                   {"system", a.data.system},
-                  {"tokenizer", a.data.tokenizer},
+                  {"tokenizer", tokenizer},
                   {"skip_bad", a.data.skip_bad}};
   json data = {{"kind", spec.constructs_pairs() ? "prompts" : "pairs"},
                {"items", {unit.begin, unit.end}},
@@ -196,9 +220,7 @@ json unit_inputs(const SweepSpec& spec, const Plan& plan, const Unit& unit, cons
                           {"seed", g.sampling.seed},         {"batch_size", g.batch_size},
                           {"keep_identical", spec.generation.keep_identical}};
   }
-  json inputs = {{"checkpoint", identity}, {"data", data}, {"options", options}};
-  (void)plan;
-  return inputs;
+  return {{"checkpoint", identity}, {"data", data}, {"options", options}};
 }
 
 namespace {
@@ -307,17 +329,23 @@ std::string holder_text(const std::string& lock_path) {
 // ---- status ----
 
 namespace {
+// Identities computed once per status or run.
 struct Identities {
   std::map<std::string, std::string> by_name;
+  std::optional<std::string> tokenizer;
   const std::string& of(const Checkpoint& c) {
     auto it = by_name.find(c.name);
     if (it == by_name.end()) it = by_name.emplace(c.name, checkpoint_identity(c.path)).first;
     return it->second;
   }
+  const std::string& of_tokenizer(const std::string& path) {
+    if (!tokenizer) tokenizer = tokenizer_identity(path);
+    return *tokenizer;
+  }
 };
 
 json unit_inputs_for(const SweepSpec& spec, const Plan& plan, const Unit& u, Identities& ids) {
-  json in = unit_inputs(spec, plan, u, ids.of(u.checkpoint));
+  json in = unit_inputs(spec, plan, u, ids.of(u.checkpoint), ids.of_tokenizer(spec.attribute.data.tokenizer));
   if (spec.constructs_pairs()) {
     // The other model of the pair matters too: the base for a checkpoint, the last checkpoint for the base.
     const Checkpoint& partner = u.checkpoint.base ? spec.checkpoints.back() : spec.base;
@@ -342,7 +370,8 @@ std::vector<UnitStatus> sweep_status(const SweepSpec& spec, const Plan& plan, co
       st.reason = d;
     } else if (!st.running && fs::exists(lock)) {
       const std::string h = holder_text(lock);
-      if (!h.empty()) st.reason = "interrupted (" + h + ")";
+      if (h.rfind("failed", 0) == 0) st.reason = h;
+      else if (!h.empty()) st.reason = "interrupted (" + h + ")";
     }
     out.push_back(st);
   }
@@ -414,7 +443,32 @@ std::string format_status(const SweepSpec& spec, const std::vector<UnitStatus>& 
 
 // ---- running ----
 
+std::string unit_scores_path(const std::string& dir, const Unit& u) {
+  return unit_dir(dir, u.checkpoint) + "/chunk-" + std::to_string(u.chunk) + ".scores.f32";
+}
+
 namespace {
+
+// Test-only fault injection: CS_SWEEP_FAILPOINT=kill:NAME/chunk-K:B sends this process SIGKILL
+// once unit NAME/chunk-K has scored B batches, i.e. mid-unit (claimed, pairs built, no result),
+// so that the fault tests need not race a kill against the unit.
+void maybe_kill_at(const Unit& u, size_t batches_done) {
+  static const char* fp = std::getenv("CS_SWEEP_FAILPOINT");
+  if (!fp) return;
+  const std::string spec = fp;
+  const std::string want = "kill:" + u.id() + ":" + std::to_string(batches_done);
+  if (spec == want) {
+    spdlog::warn("CS_SWEEP_FAILPOINT={}: killing this process (SIGKILL)", spec);
+    spdlog::default_logger()->flush();
+    ::raise(SIGKILL);
+  }
+}
+
+void write_scores(const std::string& path, const std::vector<double>& scores) {
+  // float32: the scores come from a float32 matrix, so nothing is lost, at half the size of float64.
+  std::vector<float> f(scores.begin(), scores.end());
+  write_file_atomically(path, std::string(reinterpret_cast<const char*>(f.data()), f.size() * sizeof(float)));
+}
 
 class UnitRunner {
  public:
@@ -423,10 +477,24 @@ class UnitRunner {
   enum class Outcome { kComputed, kRecomputed, kRedone, kAlreadyDone, kBusy };
 
   // Claims the unit (or reports kBusy without waiting), then does it unless it is already done.
+  // A unit that throws leaves "failed: ..." as its claim text, and the error goes on to the caller.
   Outcome run(const Unit& u, bool wait, const std::string& progress) {
     fs::create_directories(unit_dir(dir_, u.checkpoint));
     Claim claim(unit_lock_path(dir_, u));
     if (claim.lock(wait) == Claim::Result::kBusy) return Outcome::kBusy;
+    const std::string who = "pid " + std::to_string(::getpid()) + " on " + host_name();
+    try {
+      return run_claimed(u, claim, who, progress);
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      std::replace(what.begin(), what.end(), '\n', ' ');  // the claim text is one line
+      claim.write_holder("failed in " + who + " at " + utc_now() + ": " + what + "\n");
+      throw;
+    }
+  }
+
+ private:
+  Outcome run_claimed(const Unit& u, Claim& claim, const std::string& who, const std::string& progress) {
     const json inputs = unit_inputs_for(spec_, plan_, u, ids_);
     const std::string result_path = unit_result_path(dir_, u);
     const auto existing = read_unit_result(result_path);
@@ -438,23 +506,26 @@ class UnitRunner {
       outcome = Outcome::kRecomputed;
     } else {
       const std::string before = claim.previous_holder();
-      if (!before.empty()) {
+      if (before.rfind("failed", 0) == 0) {
+        spdlog::info("{} {}: a previous run {}; trying again", progress, u.id(), before);
+        outcome = Outcome::kRedone;
+      } else if (!before.empty()) {
         spdlog::info("{} {}: a previous run was interrupted in it ({}); redoing it", progress, u.id(), before);
         outcome = Outcome::kRedone;
       }
     }
-    claim.write_holder("pid " + std::to_string(::getpid()) + " on " + host_name() + ", started " + utc_now() + "\n");
-    // Leftovers of an interrupted write are never read (results are renamed into place whole).
-    for (const auto& e : fs::directory_iterator(unit_dir(dir_, u.checkpoint)))
-      if (e.path().filename().string().rfind(fs::path(result_path).filename().string() + ".tmp", 0) == 0 ||
-          e.path().filename().string().rfind(fs::path(unit_pairs_path(dir_, u)).filename().string() + ".tmp", 0) == 0)
-        fs::remove(e.path());
+    claim.write_holder(who + ", started " + utc_now() + "\n");
+    // Leftovers of an interrupted write are never read (files are renamed into place whole).
+    const std::string stem = "chunk-" + std::to_string(u.chunk) + ".";
+    for (const auto& e : fs::directory_iterator(unit_dir(dir_, u.checkpoint))) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(stem, 0) == 0 && name.find(".tmp") != std::string::npos) fs::remove(e.path());
+    }
     compute(u, inputs, progress);
     claim.clear_holder();
     return outcome;
   }
 
- private:
   HookedTransformer& model_of(const Checkpoint& c) {
     if (!model_ || model_name_ != c.name) {
       model_.reset();
@@ -499,10 +570,11 @@ class UnitRunner {
     HookedTransformer& model = model_of(c);
     PairSource src = spec_.attribute.data;
     src.path = data_path;
-    if (src.tokenizer.empty()) src.tokenizer = c.path;
+    src.allow_empty = true;  // e.g. every opening identical to the base's: the unit holds no pair
     const PairDataset ds = load_pair_dataset(src, c.path, model.config(), spec_.attribute.spec.metric);
     const ModelConfig& mc = model.config();
     const GraphSpec gs{mc.n_layers, mc.n_heads, mc.n_kv_heads, spec_.attribute.spec.kv_edges};
+    const Graph graph(gs);
     json result;
     result["unit_version"] = kUnitVersion;
     result["unit"] = u.id();
@@ -512,25 +584,33 @@ class UnitRunner {
     result["inputs"] = inputs;
     result["where"] = where;
     result["graph"] = {{"n_layers", gs.n_layers}, {"n_heads", gs.n_heads}, {"n_kv_heads", gs.n_kv_heads},
-                       {"kv_edges", kv_edges_name(gs.kv_edges)}};
+                       {"kv_edges", kv_edges_name(gs.kv_edges)}, {"n_edges", graph.n_edges()}};
     result["n_examples"] = static_cast<int64_t>(ds.examples.size());
     result["skipped"] = ds.skipped;
     if (!ds.examples.empty()) {
-      const Graph graph(gs);
+      size_t batches = 0;
       const EdgeScores es = score_edges(model, graph, ds.examples, spec_.attribute.spec, [&](size_t done, size_t total) {
         spdlog::debug("{} {}: {}/{} pairs", progress, u.id(), done, total);
+        maybe_kill_at(u, ++batches);
       });
       result["metric_clean"] = es.metric_clean;
       result["metric_corrupted"] = es.metric_corrupted;
-      result["scores"] = es.scores;  // mean over the chunk's examples, by edge index
+      // The mean over the chunk's pairs, by edge index: float32, little-endian, n_edges values.
+      const std::string scores_path = unit_scores_path(dir_, u);
+      write_scores(scores_path, es.scores);
+      result["scores"] = {{"file", fs::path(scores_path).filename().string()},
+                          {"dtype", "float32"},
+                          {"sha256", sha256_hex(read_text(scores_path))}};
     } else {
-      spdlog::warn("{} {}: no pair in this chunk ({} skipped)", progress, u.id(), ds.skipped);
+      spdlog::warn("{} {}: no pair in this chunk ({} skipped); it counts 0 pairs in the merge", progress, u.id(),
+                   ds.skipped);
     }
     result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     result["host"] = host_name();
     result["pid"] = static_cast<int64_t>(::getpid());
     result["finished"] = utc_now();
-    write_file_atomically(unit_result_path(dir_, u), result.dump() + "\n");
+    // The result is the unit's commit: written last, after its scores.
+    write_file_atomically(unit_result_path(dir_, u), result.dump(1) + "\n");
     spdlog::info("{} {}: {} pair(s) in {:.2f} s", progress, u.id(), ds.examples.size(), result["seconds"].get<double>());
   }
 
@@ -542,14 +622,33 @@ class UnitRunner {
   std::string model_name_;
 };
 
+// DIR/sweep.json: written when absent; when the resolved sweep differs from it (e.g. a glob that
+// now matches more checkpoints), rewritten with a warning, since shards of one array must plan alike.
+void record_plan(const std::string& dir, const json& resolved) {
+  const std::string path = (fs::path(dir) / "sweep.json").string();
+  const std::string text = resolved.dump(1) + "\n";
+  if (fs::exists(path)) {
+    const std::string old = read_text(path);
+    if (old == text) return;
+    std::string what;
+    try {
+      what = inputs_difference(json::parse(old), resolved);
+    } catch (const json::exception&) {
+      what = "unreadable";
+    }
+    spdlog::warn("{} described another sweep ({}); rewriting it. Array tasks must see the same plan: plan once "
+                 "(`sweep plan`, as scripts/slurm/submit_sweep.sh does) and run every task from {}",
+                 path, what, path);
+  }
+  write_file_atomically(path, text);
+}
+
 }  // namespace
 
 RunCounts run_units(const SweepSpec& spec, const json& resolved, const std::string& dir, const Shard& shard) {
   const auto t0 = std::chrono::steady_clock::now();
   fs::create_directories(dir);
-  const std::string spec_path = (fs::path(dir) / "sweep.json").string();
-  const std::string text = resolved.dump(1) + "\n";
-  if (!fs::exists(spec_path) || read_text(spec_path) != text) write_file_atomically(spec_path, text);
+  record_plan(dir, resolved);
 
   const Plan plan = make_plan(spec);
   const std::vector<const Unit*> mine = shard_units(plan, shard);
@@ -560,7 +659,19 @@ RunCounts run_units(const SweepSpec& spec, const json& resolved, const std::stri
                spec.constructs_pairs() ? "prompts" : "pairs", plan.units.size(), shard.index, shard.count, mine.size());
   UnitRunner runner(spec, plan, dir);
   std::vector<const Unit*> busy;
-  int64_t k = 0;
+  std::vector<std::pair<const Unit*, Error>> failed;
+  auto attempt = [&](const Unit& u, bool wait, const std::string& progress) -> std::optional<UnitRunner::Outcome> {
+    try {
+      return runner.run(u, wait, progress);
+    } catch (const Error& e) {
+      spdlog::error("{} {}: failed: {}", progress, u.id(), e.what());
+      failed.emplace_back(&u, e);
+    } catch (const std::exception& e) {
+      spdlog::error("{} {}: failed: {}", progress, u.id(), e.what());
+      failed.emplace_back(&u, Error(ErrorCode::kInternal, e.what()));
+    }
+    return std::nullopt;
+  };
   auto tally = [&](UnitRunner::Outcome o, const Unit& u, const std::string& progress) {
     switch (o) {
       case UnitRunner::Outcome::kComputed: ++counts.computed; break;
@@ -573,29 +684,42 @@ RunCounts run_units(const SweepSpec& spec, const json& resolved, const std::stri
       case UnitRunner::Outcome::kBusy: break;
     }
   };
+  int64_t k = 0;
   for (const Unit* u : mine) {
     const std::string progress = "[" + std::to_string(++k) + "/" + std::to_string(mine.size()) + "]";
-    const auto o = runner.run(*u, /*wait=*/false, progress);
-    if (o == UnitRunner::Outcome::kBusy) {
+    const auto o = attempt(*u, /*wait=*/false, progress);
+    if (!o) continue;
+    if (*o == UnitRunner::Outcome::kBusy) {
       const std::string holder = holder_text(unit_lock_path(dir, *u));
       spdlog::info("{} {}: another process holds it{}; taking the next unit, will come back", progress, u->id(),
                    holder.empty() ? "" : " (" + holder + ")");
       busy.push_back(u);
       continue;
     }
-    tally(o, *u, progress);
+    tally(*o, *u, progress);
   }
   for (const Unit* u : busy) {
     spdlog::info("waiting for {} (held by another process)", u->id());
-    const auto o = runner.run(*u, /*wait=*/true, "[wait]");
-    if (o == UnitRunner::Outcome::kAlreadyDone) ++counts.waited;
-    else tally(o, *u, "[wait]");
+    const auto o = attempt(*u, /*wait=*/true, "[wait]");
+    if (!o) continue;
+    if (*o == UnitRunner::Outcome::kAlreadyDone) ++counts.waited;
+    else tally(*o, *u, "[wait]");
   }
+  counts.failed = static_cast<int64_t>(failed.size());
   counts.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::info("shard {}/{}: {} unit(s): {} computed, {} recomputed (stale), {} redone (interrupted), {} already done, "
-               "{} finished by another process; {}",
+  spdlog::info("shard {}/{}: {} unit(s): {} computed, {} recomputed (stale), {} redone (interrupted or failed before), "
+               "{} already done, {} finished by another process, {} failed; {}",
                shard.index, shard.count, counts.units, counts.computed, counts.recomputed, counts.redone,
-               counts.already_done, counts.waited, format_duration(counts.seconds));
+               counts.already_done, counts.waited, counts.failed, format_duration(counts.seconds));
+  if (!failed.empty()) {
+    std::string list;
+    for (const auto& [u, e] : failed) list += "\n " + u->id() + ": " + e.what();
+    // The first unit's error code: the task fails, so a dependent merge does not run.
+    throw Error(failed.front().second.code(), "shard " + std::to_string(shard.index) + "/" +
+                                                  std::to_string(shard.count) + ": " + std::to_string(failed.size()) +
+                                                  " unit(s) failed; the others are done. Fix the cause and run the "
+                                                  "shard again:" + list);
+  }
   return counts;
 }
 
