@@ -259,7 +259,7 @@ TEST_CASE("sweep plan: deterministic units, and shards that partition them in co
     REQUIRE(error_code_of([&] { sweep::parse_shard(bad); }) == static_cast<int>(ErrorCode::kUsage));
 }
 
-TEST_CASE("sweep: 3 shards then merge equal direct attribution; reruns skip; changed inputs are recomputed",
+TEST_CASE("sweep: 3 shards then merge equal direct attribution, reruns skip, changed inputs are recomputed",
           "[sweep]") {
   SweepFixture f;
   json resolved;
@@ -387,7 +387,7 @@ TEST_CASE("sweep: 3 shards then merge equal direct attribution; reruns skip; cha
     }
 }
 
-TEST_CASE("sweep: a unit left half done is redone; a unit claimed by another process is waited for", "[sweep]") {
+TEST_CASE("sweep: a unit left half done is redone, a unit claimed by another process is waited for", "[sweep]") {
   SweepFixture f;
   json resolved;
   const sweep::SweepSpec s = f.spec(f.spec_json(), &resolved);
@@ -531,7 +531,7 @@ TEST_CASE("sweep: training logs (trainer_state.json, JSONL) and a checkpoint's v
   REQUIRE(error_text_of([&] { sweep::read_training_log(broken, "loss"); }).find("broken.jsonl:2") != std::string::npos);
 }
 
-TEST_CASE("sweep: a chunk without a usable pair counts 0 pairs; a failing unit does not stop the shard", "[sweep]") {
+TEST_CASE("sweep: a chunk without a usable pair counts 0 pairs, a failing unit does not stop the shard", "[sweep]") {
   SweepFixture f;
   // Lines 4-6 (chunk 1) name token ids past the vocabulary: with skip_bad they are skipped, so
   // chunk 1 holds no pair at all.
@@ -590,7 +590,7 @@ TEST_CASE("sweep: a chunk without a usable pair counts 0 pairs; a failing unit d
   REQUIRE(c.failed == 0);
 }
 
-TEST_CASE("sweep spec: globs take checkpoint-N folders only; trailing slashes; a checkpoint twice", "[sweep]") {
+TEST_CASE("sweep spec: globs take checkpoint-N folders only, trailing slashes, a checkpoint twice", "[sweep]") {
   SweepFixture f;
   fs::create_directories(f.root + "/run/checkpoint-30-tmp");
   json j = f.spec_json();

@@ -1,5 +1,8 @@
 #include "circuitscope/report.hpp"
 
+#include <atomic>
+#include <random>
+
 #include <unistd.h>
 
 #include <cmath>
@@ -174,7 +177,12 @@ nlohmann::json read_json_file(const std::string& path, bool allow_comments) {
 }
 
 void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  // Unique across the nodes and containers of a cluster writing to one shared folder (PIDs repeat).
+  static std::atomic<uint64_t> counter{0};
+  char host[64] = {0};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  const std::string tmp = path + ".tmp." + host + "." + std::to_string(::getpid()) + "." +
+                          std::to_string(counter++) + "." + std::to_string(std::random_device{}());
   {
     std::ofstream f(tmp, std::ios::trunc);
     if (!f) throw Error(ErrorCode::kIo, "cannot write '" + tmp + "'");
