@@ -11,6 +11,7 @@ PKGS=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev catch2
   libpcre2-dev                 # regex engine for tokenizer.json Split pre-tokenizers
   libutf8proc-dev              # Unicode normalization (NFC/NFKC) for tokenizer.json normalizers
+  libgraphviz-dev              # circuit graphs laid out and rendered in-process (cgraph + gvc)
 )
 
 missing=()

@@ -85,7 +85,7 @@ TEST_CASE("evaluate: the report's circuit gives attribute's faithfulness - size 
   REQUIRE(log.find("edge 'm2->a3.h1<k>'") != std::string::npos);
 }
 
-TEST_CASE("graph: DOT of a hand-made circuit - SVG needs dot", "[graph][cli]") {
+TEST_CASE("graph: DOT of a hand-made circuit, and SVG, PNG and PDF from Graphviz's library", "[graph][cli]") {
   cs_test::TempDir tmp("evalgraph");
   Graph g({2, 2, 1, KvEdges::kPerQueryHead});
   nlohmann::json r;
@@ -106,12 +106,14 @@ TEST_CASE("graph: DOT of a hand-made circuit - SVG needs dot", "[graph][cli]") {
   std::string line;
   std::set<std::string> nodes;
   std::map<std::string, std::string> edges;  // tooltip edge name -> attributes
-  const std::regex node_re(R"re(^  "([^"]+)" \[fillcolor=)re");
+  const std::regex node_re(R"re(^ +"([^"]+)" \[fillcolor=)re");
   const std::regex edge_re(R"re(^  "([^"]+)" -> "([^"]+)" \[color="(#[0-9a-f]+)", style=(\w+), penwidth=([0-9.]+), tooltip="(\S+) (\S+)"\];$)re");
   std::smatch m;
   bool header = false;
+  std::set<std::string> clusters;
   while (std::getline(f, line)) {
     header = header || line == "digraph circuit {";
+    if (line.rfind("  subgraph cluster_", 0) == 0) clusters.insert(line.substr(11, line.find(' ', 11) - 11));
     if (std::regex_search(line, m, edge_re)) {
       edges[m[6]] = std::string(m[1]) + "|" + std::string(m[2]) + "|" + std::string(m[3]) + "|" + std::string(m[4]) + "|" +
                     std::string(m[5]) + "|" + std::string(m[7]);
@@ -122,30 +124,28 @@ TEST_CASE("graph: DOT of a hand-made circuit - SVG needs dot", "[graph][cli]") {
   REQUIRE(header);
   REQUIRE(nodes == std::set<std::string>{"input", "a0.h1", "a1.h0", "m1", "logits"});
   REQUIRE(edges.size() == 5);
-  // colour by the input entered, style by sign, pen width 1 + 4|s|/max|s| (max 2).
-  REQUIRE(edges["input->a0.h1<k>"] == "input|a0.h1|#2ca02c|solid|2|0.5");
-  REQUIRE(edges["a0.h1->m1"] == "a0.h1|m1|#ff7f0e|dashed|5|-2");
-  REQUIRE(edges["m1->logits"] == "m1|logits|#444444|solid|3|1");
-  REQUIRE(edges["a0.h1->a1.h0<v>"] == "a0.h1|a1.h0|#9467bd|solid|1.5|0.25");
-  REQUIRE(edges["a1.h0->logits"] == "a1.h0|logits|#444444|solid|2|0.5");
+  // Nodes grouped by layer; colour by sign (blue +, red -), style by the input entered (k dashed,
+  // v dotted), pen width 0.8 + 4.2|s|/max|s| (max 2).
+  REQUIRE(clusters == std::set<std::string>{"cluster_layer0", "cluster_layer1"});
+  REQUIRE(edges["input->a0.h1<k>"] == "input|a0.h1|#2166ac|dashed|1.85|0.5");
+  REQUIRE(edges["a0.h1->m1"] == "a0.h1|m1|#b2182b|solid|5|-2");
+  REQUIRE(edges["m1->logits"] == "m1|logits|#2166ac|solid|2.9|1");
+  REQUIRE(edges["a0.h1->a1.h0<v>"] == "a0.h1|a1.h0|#2166ac|dotted|1.325|0.25");
+  REQUIRE(edges["a1.h0->logits"] == "a1.h0|logits|#2166ac|solid|1.85|0.5");
 
-  // SVG: rendered when dot is installed, otherwise a clear error (unsupported, 6) naming dot.
-  rc = cs_test::run_command(cs_test::binary_path() + " graph " + report + " --out " + tmp.path + "/c.svg", log);
-  bool have_dot = false;
-  if (const char* path = std::getenv("PATH")) {
-    std::stringstream ss(path);
-    std::string dir;
-    while (std::getline(ss, dir, ':')) have_dot = have_dot || ::access((dir + "/dot").c_str(), X_OK) == 0;
-  }
-  if (have_dot) {
+  // SVG, PNG and PDF, laid out and rendered in-process (no `dot` program involved: PATH is empty).
+  const std::map<std::string, std::string> magic = {{"svg", "<?xml"}, {"png", "\x89PNG"}, {"pdf", "%PDF"}};
+  for (const auto& [ext, head] : magic) {
+    rc = cs_test::run_command("PATH= " + cs_test::binary_path() + " graph " + report + " --out " + tmp.path + "/c." + ext, log);
     REQUIRE(rc == 0);
-    std::ifstream svg(tmp.path + "/c.svg");
+    std::ifstream in(tmp.path + "/c." + ext, std::ios::binary);
     std::stringstream s;
-    s << svg.rdbuf();
-    REQUIRE(s.str().find("<svg") != std::string::npos);
-  } else {
-    REQUIRE(rc == 6);
-    REQUIRE(log.find("Graphviz's `dot`") != std::string::npos);
+    s << in.rdbuf();
+    REQUIRE(s.str().rfind(head, 0) == 0);
+    if (ext == "svg") {
+      REQUIRE(s.str().find("<title>a0.h1</title>") != std::string::npos);  // Graphviz names each node
+      REQUIRE(s.str().find("layer 1") != std::string::npos);               // the layer clusters' labels
+    }
   }
   // No circuit: an error naming the report.
   for (auto& [n, e] : r["edges"].items()) e["in_graph"] = false;

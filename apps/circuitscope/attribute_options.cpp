@@ -14,6 +14,7 @@ void add_attribute_options(CLI::App* sub, AttributeOptions& o) {
   sub->add_option("--batch-size", o.batch_size, "pairs per forward/backward pass")
       ->capture_default_str();
   sub->add_option("--out", o.out, "output report (.json)");
+  sub->add_option("--html", o.html, "also write the report as an HTML page (as `report` does)");
   add_circuit_options(sub, o.circuit);
   add_config_option(sub, o.config);
 }

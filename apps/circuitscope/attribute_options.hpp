@@ -21,6 +21,7 @@ struct AttributeOptions {
   std::string kv_edges = "per-query-head";
   int64_t batch_size = 8;
   std::string out;
+  std::string html;  // --html: the report as a page
   CircuitOptions circuit;
   std::string config;
 };

@@ -14,6 +14,7 @@
 #include "circuit_options.hpp"
 #include "circuitscope/error.hpp"
 #include "circuitscope/graph.hpp"
+#include "circuitscope/html_report.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/pipeline.hpp"
 #include "circuitscope/report.hpp"
@@ -34,7 +35,12 @@ int run_attribute(CLI::App* sub, const AttributeOptions& o) {
   auto model = HookedTransformer::from_pretrained(o.model.model_dir, {o.model.dtype, o.model.device});
   const PairDataset ds = load_pairs(o.dataset, o.model.model_dir, model->config(), spec.metric);
   const AttributeResult r = attribute(*model, ds.examples, spec, EtaLog("attribute", "pairs"));
-  write_file_atomically(o.out, attribute_report(r, spec, *model, o.model.model_dir, ds).dump(1) + "\n");
+  const nlohmann::json report = attribute_report(r, spec, *model, o.model.model_dir, ds);
+  write_file_atomically(o.out, report.dump(1) + "\n");
+  if (!o.html.empty()) {
+    write_file_atomically(o.html, html_page({report_section(report, o.out, "s1")}, "circuitscope attribute: " + o.out));
+    spdlog::info("wrote {}", o.html);
+  }
   const Graph graph(r.graph);
   const std::vector<double>& es = r.scores.scores;
   spdlog::info("{} pair(s) ({} skipped), {} edges, {} in {:.2f} s; wrote {}", ds.examples.size(), ds.skipped,

@@ -8,6 +8,8 @@
 
 #include "circuitscope/compare.hpp"
 #include "circuitscope/error.hpp"
+#include "circuitscope/html_report.hpp"
+#include "circuitscope/report.hpp"
 #include "command.hpp"
 
 namespace circuitscope::app {
@@ -15,6 +17,7 @@ namespace {
 
 struct CompareOptions {
   std::string base, post, out;
+  std::string html;  // --html: the comparison as a page
   std::string list;  // emergent | retained | lost: print only those heads, "L.H" space-separated
 };
 
@@ -44,6 +47,12 @@ int run_compare(const CompareOptions& o) {
     if (std::rename(tmp.c_str(), o.out.c_str()) != 0) throw Error(ErrorCode::kIo, "cannot write '" + o.out + "'");
     spdlog::info("wrote {}", o.out);
   }
+  if (!o.html.empty()) {
+    const nlohmann::json j = comparison_to_json(c);
+    write_file_atomically(o.html, html_page({compare_section(j, o.out.empty() ? o.post : o.out, "s1")},
+                                            "circuitscope compare: " + o.post + " against " + o.base));
+    spdlog::info("wrote {}", o.html);
+  }
   return 0;
 }
 
@@ -53,6 +62,7 @@ CommandRegistrar reg_cmd_compare({"compare", "Compare the head circuits of a bas
                         sub->add_option("base", o->base, "attribute report of the base model")->required();
                         sub->add_option("post", o->post, "attribute report of the post-trained model")->required();
                         sub->add_option("--out", o->out, "write the comparison as JSON");
+                        sub->add_option("--html", o->html, "also write the comparison as an HTML page (as `report` does)");
                         sub->add_option("--list", o->list,
                                         "print only the emergent, retained or lost heads as LAYER.HEAD, space-separated "
                                         "(for scripts: e.g. toy eval --ablate-head)")

@@ -14,6 +14,7 @@
 #include "attribute_options.hpp"
 #include "circuit_options.hpp"
 #include "circuitscope/error.hpp"
+#include "circuitscope/html_report.hpp"
 #include "circuitscope/report.hpp"
 #include "circuitscope/sweep.hpp"
 #include "command.hpp"
@@ -29,6 +30,7 @@ struct SweepOptions {
   std::string shard;  // I/N
   bool json = false;
   bool partial = false;
+  std::string html;  // merge --html
 };
 
 sweep::AttributeBlock parse_attribute_block(const nlohmann::json& options, const std::string& origin) {
@@ -139,6 +141,13 @@ int run_merge(const SweepOptions& o) {
   }
   spdlog::info("{} report(s) under {}/reports ({} kept as current), {} and {}/timeline.txt", r.reports.size(), o.dir,
                r.kept, r.summary_path, o.dir);
+  if (!o.html.empty()) {
+    // The sweep, then the last checkpoint's report (its circuit graph and tables).
+    std::vector<HtmlSection> sections{sweep_section(o.dir, "s1")};
+    sections.push_back(report_section(read_json_file(r.reports.back()), r.reports.back(), "s2"));
+    write_file_atomically(o.html, html_page(sections, "circuitscope sweep: " + o.dir));
+    spdlog::info("wrote {}", o.html);
+  }
   std::cout << r.timeline;
   return 0;
 }
@@ -163,6 +172,7 @@ CommandRegistrar reg_cmd_sweep(
        CLI::App* merge = sub->add_subcommand("merge", "Combine each checkpoint's units into an attribute report; write summary.json and the timeline");
        merge->add_option("dir", o->dir, "sweep folder")->required();
        merge->add_flag("--partial", o->partial, "merge the checkpoints whose units are all done, leave out the rest");
+       merge->add_option("--html", o->html, "also write the sweep as an HTML page (as `report` does)");
        merge->add_option("--shard", o->shard,
                          "I/N: merge only the I-th of N blocks of checkpoints and write no summary (a merge array); "
                          "a final merge without --shard keeps their reports and writes the summary");
