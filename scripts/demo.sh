@@ -62,6 +62,9 @@ for post in sft grpo; do
   $CS compare "$REP/base_for_${post}.json" "$REP/${post}.json" --out "$REP/compare_${post}.json" | tee "$REP/compare_${post}.txt"
 done
 
+step "the report page: the SFT comparison and circuit, the GRPO comparison (circuitscope report)"
+$CS report "$REP/compare_sft.json" "$REP/sft.json" "$REP/compare_grpo.json" --out "$REP/report.html" --title "circuitscope demo"
+
 step "summary"
 for s in base sft grpo; do
   printf '%-5s held-out accuracy: %s\n' "$s" "$(grep '^accuracy' "$REP/eval_$s.txt" | sed 's/^accuracy *//')"
@@ -70,4 +73,5 @@ for post in sft grpo; do
   printf '%-5s vs base: %s\n' "$post" "$(grep -m1 '^emergent' "$REP/compare_${post}.txt")"
 done
 echo "outputs: $OUT (toy/ checkpoints, data/ pairs, reports/ attribute + compare JSON, DOT graphs)"
+echo "report page: $REP/report.html (one file: open it in a browser)"
 echo "total $(( $(date +%s) - start )) s"

@@ -4,6 +4,7 @@
 #  2. a single-process sweep (the Thinking Sparks construction: pairs built per checkpoint), merged;
 #  3. the same sweep as 3 shards in separate processes, merged: reports and summary equal (2)'s;
 #  4. each merged report against a direct `circuitscope attribute` run on the same checkpoint and pairs;
+#     the report page (`circuitscope report`) of the sweep in a real browser (scripts/report/test_browser.sh);
 #  5. faults: a run killed with SIGKILL mid-unit, then rerun; two processes on the same shard;
 #  6. with --slurm: a real single-node SLURM (slurm-wlm + munge, scripts/slurm/local_cluster.sh):
 #     the sweep as a 3-task array plus a dependent merge; then one array task failing, its merge
@@ -81,6 +82,10 @@ for ck in base checkpoint-40 checkpoint-80 checkpoint-120 checkpoint-160; do
   python3 "$ROOT/scripts/compare_json.py" "ref/reports/$ck.json" "direct-$ck.json" --atol 1e-6 --rtol 1e-5 ||
     fail "merged report of $ck differs from a direct attribute run"
 done
+
+phase "the report page of the sweep, a checkpoint and a comparison, in a real browser"
+$CS compare ref/reports/base.json ref/reports/checkpoint-160.json --out compare-160.json > /dev/null 2>&1
+bash "$ROOT/scripts/report/test_browser.sh" "$WORK/page" ref ref/reports/checkpoint-160.json compare-160.json
 
 phase "fault: sweep run killed with SIGKILL mid-unit, then rerun"
 # The process sends itself SIGKILL once the third unit has scored its first batch (of two): past

@@ -4,7 +4,9 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "circuitscope/error.hpp"
 #include "circuitscope/figures.hpp"
@@ -204,4 +206,43 @@ TEST_CASE("figures: the circuit graph from Graphviz's library, and the HTML page
   } catch (const Error& err) {
     REQUIRE(std::string(err.what()).find("other.json: neither") != std::string::npos);
   }
+}
+
+TEST_CASE("figures: report, compare --html and graph from the command line", "[figures][cli]") {
+  cs_test::TempDir tmp("figcli");
+  json base = hand_report(), post = hand_report();
+  post["model"]["fingerprint"] = "fnv1a64:4567";
+  post["heads"][0]["in_circuit"] = true;  // a0.h0 emerges
+  post["heads"][0]["importance"] = 0.3;
+  post["heads"][2]["in_circuit"] = false;  // a1.h0 is lost
+  const std::string b = cs_test::write_file(tmp.path, "base.json", base.dump());
+  const std::string p = cs_test::write_file(tmp.path, "post.json", post.dump());
+  const std::string cs = cs_test::binary_path() + " ";
+  std::string out;
+  REQUIRE(cs_test::run_command(cs + "compare " + b + " " + p + " --out " + tmp.path + "/cmp.json --html " + tmp.path +
+                                   "/cmp.html",
+                               out) == 0);
+  std::ifstream f(tmp.path + "/cmp.html");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string page = ss.str();
+  REQUIRE(page.find("id=\"fig-s1-effect\"") != std::string::npos);
+  REQUIRE(page.find("<caption>emergent heads (1)</caption>") != std::string::npos);
+  REQUIRE(page.find("<td>a0.h0</td>") != std::string::npos);
+  // report: a report and the comparison on one page, each figure also as its own SVG file.
+  REQUIRE(cs_test::run_command(cs + "report " + p + " " + tmp.path + "/cmp.json --out " + tmp.path +
+                                   "/page.html --svg-dir " + tmp.path + "/svg",
+                               out) == 0);
+  INFO(out);
+  for (const char* id : {"s1-graph", "s1-importance", "s1-faithfulness", "s2-importance-base", "s2-importance-post",
+                         "s2-effect"}) {
+    std::ifstream svg(tmp.path + "/svg/" + id + ".svg");
+    REQUIRE(svg.good());
+    std::stringstream s;
+    s << svg.rdbuf();
+    REQUIRE_NOTHROW(cs_test::parse_xml(s.str()));
+  }
+  REQUIRE(cs_test::run_command(cs + "report " + tmp.path + " --out " + tmp.path + "/x.html", out) ==
+          static_cast<int>(ErrorCode::kFormat));
+  REQUIRE(out.find("has no summary.json") != std::string::npos);
 }
