@@ -86,6 +86,10 @@ done
 phase "the report page of the sweep, a checkpoint and a comparison, in a real browser"
 $CS compare ref/reports/base.json ref/reports/checkpoint-160.json --out compare-160.json > /dev/null 2>&1
 bash "$ROOT/scripts/report/test_browser.sh" "$WORK/page" ref ref/reports/checkpoint-160.json compare-160.json
+$CS sweep merge ref --html merged.html > /dev/null 2>&1 || fail "sweep merge --html"
+grep -q 'id="fig-s1-cohorts"' merged.html && grep -q 'id="fig-s2-graph"' merged.html ||
+  fail "sweep merge --html: the page lacks the cohort plot or the last checkpoint's graph"
+echo "sweep merge --html: merged.html has the sweep's figures and the last checkpoint's circuit graph"
 
 phase "fault: sweep run killed with SIGKILL mid-unit, then rerun"
 # The process sends itself SIGKILL once the third unit has scored its first batch (of two): past
