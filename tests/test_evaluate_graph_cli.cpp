@@ -106,32 +106,33 @@ TEST_CASE("graph: DOT of a hand-made circuit, and SVG, PNG and PDF from Graphviz
   std::string line;
   std::set<std::string> nodes;
   std::map<std::string, std::string> edges;  // tooltip edge name -> attributes
-  const std::regex node_re(R"re(^ +"([^"]+)" \[fillcolor=)re");
+  const std::regex node_re(R"re("([^"]+)" \[fillcolor=)re");
   const std::regex edge_re(R"re(^  "([^"]+)" -> "([^"]+)" \[color="(#[0-9a-f]+)", style=(\w+), penwidth=([0-9.]+), tooltip="(\S+) (\S+)"\];$)re");
   std::smatch m;
   bool header = false;
   std::set<std::string> clusters;
   while (std::getline(f, line)) {
     header = header || line == "digraph circuit {";
-    if (line.rfind("  subgraph cluster_", 0) == 0) clusters.insert(line.substr(11, line.find(' ', 11) - 11));
+    if (line.rfind("  { rank=same; \"_layer", 0) == 0) clusters.insert(line.substr(16, line.find('"', 16) - 16));
     if (std::regex_search(line, m, edge_re)) {
       edges[m[6]] = std::string(m[1]) + "|" + std::string(m[2]) + "|" + std::string(m[3]) + "|" + std::string(m[4]) + "|" +
                     std::string(m[5]) + "|" + std::string(m[7]);
-    } else if (std::regex_search(line, m, node_re)) {
-      nodes.insert(m[1]);
+    } else {
+      for (auto it = std::sregex_iterator(line.begin(), line.end(), node_re); it != std::sregex_iterator(); ++it)
+        nodes.insert((*it)[1]);
     }
   }
   REQUIRE(header);
   REQUIRE(nodes == std::set<std::string>{"input", "a0.h1", "a1.h0", "m1", "logits"});
   REQUIRE(edges.size() == 5);
-  // Nodes grouped by layer; colour by sign (blue +, red -), style by the input entered (k dashed,
+  // Nodes grouped by layer; colour by sign (red +, blue -), style by the input entered (k dashed,
   // v dotted), pen width 0.8 + 4.2|s|/max|s| (max 2).
-  REQUIRE(clusters == std::set<std::string>{"cluster_layer0", "cluster_layer1"});
-  REQUIRE(edges["input->a0.h1<k>"] == "input|a0.h1|#2166ac|dashed|1.85|0.5");
-  REQUIRE(edges["a0.h1->m1"] == "a0.h1|m1|#b2182b|solid|5|-2");
-  REQUIRE(edges["m1->logits"] == "m1|logits|#2166ac|solid|2.9|1");
-  REQUIRE(edges["a0.h1->a1.h0<v>"] == "a0.h1|a1.h0|#2166ac|dotted|1.325|0.25");
-  REQUIRE(edges["a1.h0->logits"] == "a1.h0|logits|#2166ac|solid|1.85|0.5");
+  REQUIRE(clusters == std::set<std::string>{"_layer0", "_layer1"});  // a labelled row per layer, in order
+  REQUIRE(edges["input->a0.h1<k>"] == "input|a0.h1|#b2182b|dashed|1.85|0.5");
+  REQUIRE(edges["a0.h1->m1"] == "a0.h1|m1|#2166ac|solid|5|-2");
+  REQUIRE(edges["m1->logits"] == "m1|logits|#b2182b|solid|2.9|1");
+  REQUIRE(edges["a0.h1->a1.h0<v>"] == "a0.h1|a1.h0|#b2182b|dotted|1.325|0.25");
+  REQUIRE(edges["a1.h0->logits"] == "a1.h0|logits|#b2182b|solid|1.85|0.5");
 
   // SVG, PNG and PDF, laid out and rendered in-process (no `dot` program involved: PATH is empty).
   const std::map<std::string, std::string> magic = {{"svg", "<?xml"}, {"png", "\x89PNG"}, {"pdf", "%PDF"}};

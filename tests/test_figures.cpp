@@ -170,7 +170,7 @@ TEST_CASE("figures: the circuit graph from Graphviz's library, and the HTML page
   const auto svg = cs_test::parse_xml(fig::render_dot(fig::circuit_dot(e), "svg"));
   std::vector<std::string> titles;
   for (const auto* t : svg->all("title")) titles.push_back(t->text);
-  for (const char* n : {"input", "a0.h1", "a1.h0", "m1", "logits", "cluster_layer0", "cluster_layer1"})
+  for (const char* n : {"input", "a0.h1", "a1.h0", "m1", "logits", "_layer0", "_layer1"})
     REQUIRE(std::find(titles.begin(), titles.end(), n) != titles.end());
   REQUIRE(fig::render_dot(fig::circuit_dot(e), "png").rfind("\x89PNG", 0) == 0);
   REQUIRE_THROWS_AS(fig::render_dot("digraph {", "svg"), Error);

@@ -62,8 +62,8 @@ CommandRegistrar reg_cmd_graph({"graph", "The circuit of a report: Graphviz DOT,
                         sub->add_flag("--svg", o->svg, "the same as --format svg");
                         sub->footer(
                             "Draws the edges with in_graph = true and their nodes, input at the bottom, grouped by layer "
-                            "(a layer's heads on one row, its MLP above). Edge colour: the score's sign (blue "
-                            "positive, red negative); width 0.8 + 4.2 |score| / max |score|; style: the input it "
+                            "(a labelled row per layer's heads, its MLP above, layers in order). Edge colour: the score's sign (red "
+                            "positive, blue negative); width 0.8 + 4.2 |score| / max |score|; style: the input it "
                             "enters (q solid, k dashed, v dotted). Nodes: input grey, heads blue ellipses, MLPs "
                             "orange, logits green; per-kv-head graphs draw each shared k/v input a{l}.kv{g} as its "
                             "own box with dotted links to its group's heads. SVG, PNG and PDF are laid out and "

@@ -60,7 +60,8 @@ std::string palette(size_t i);
 
 // Graphviz DOT of a report's circuit (edges with in_graph): nodes grouped by layer (heads of a
 // layer on one rank, its MLP above them) and coloured by kind (input, head, MLP, logits); edge
-// width ~ |score|, colour by sign (blue positive, red negative), tooltip: the edge and its score.
+// width ~ |score|, colour by sign (red positive, blue negative: RdBu, as the E heatmaps), style by the
+// input entered (q solid, k dashed, v dotted), tooltip: the edge and its score.
 std::string circuit_dot(const ReportEdges& edges);
 // Lays `dot` out with Graphviz's dot layout and renders it in-process: format svg, png or pdf.
 // Error(kUnsupported) for another format; Error(kInput) when Graphviz rejects the graph.

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Checks a `circuitscope report` page as a real browser rendered it:
   - the browser's log has no console message (errors, warnings, uncaught exceptions);
-  - the DOM after the scripts ran holds every figure id given with --figure, and the page's script
-    finished (body data-ready="true");
+  - the DOM after the scripts ran holds every figure id given with --figure, no id twice, and the
+    page's script finished (body data-ready="true");
   - every inline <svg> of the page, and every file given with --svg, parses as XML;
   - each screenshot is not blank: at least 16 distinct colours and 3% of pixels not white.
 Exits 1 naming each failed check. PNGs are decoded here (8-bit RGB/RGBA, the browser's output)."""
 import argparse
+import collections
 import re
 import struct
 import sys
@@ -76,6 +77,10 @@ def main():
     for fid in a.figure:
         if f'id="{fid}"' not in dom:
             bad.append(f"DOM: no element with id {fid}")
+    ids = re.findall(r'\sid="([^"]*)"', dom)
+    dups = sorted(i for i, k in collections.Counter(ids).items() if k > 1)
+    if dups:
+        bad.append(f"DOM: {len(dups)} id(s) used more than once, e.g. {dups[:3]}")
     if 'data-ready="true"' not in dom:
         bad.append("DOM: the page's script did not finish (body data-ready)")
     with open(a.page, encoding="utf-8") as f:

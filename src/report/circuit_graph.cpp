@@ -62,7 +62,7 @@ std::string circuit_dot(const ReportEdges& r) {
     nodes.insert(to);
     const double s = r.scores[e];
     const double width = max_abs > 0 ? 0.8 + 4.2 * std::abs(s) / max_abs : 1.0;
-    edges << "  \"" << from << "\" -> \"" << to << "\" [color=\"" << (s >= 0 ? "#2166ac" : "#b2182b")
+    edges << "  \"" << from << "\" -> \"" << to << "\" [color=\"" << (s >= 0 ? "#b2182b" : "#2166ac")
           << "\", style=" << input_style(dn.kind) << ", penwidth=" << fmt4(width) << ", tooltip=\"" << g.edge_name(e)
           << " " << fmt4(s) << "\"];\n";
   }
@@ -71,38 +71,54 @@ std::string circuit_dot(const ReportEdges& r) {
     if (n[0] == 'a' || n[0] == 'm') return std::stoll(n.substr(1, n.find('.') == std::string::npos ? std::string::npos : n.find('.') - 1));
     return -1;
   };
-  std::map<int64_t, std::vector<std::string>> heads_by_layer, mlp_by_layer;
-  for (const std::string& n : nodes)
-    if (n[0] == 'a') heads_by_layer[layer_of(n)].push_back(n);
-    else if (n[0] == 'm') mlp_by_layer[layer_of(n)].push_back(n);
+  auto index_of = [](const std::string& n) { return std::stoll(n.substr(n.find_last_not_of("0123456789") + 1)); };
+  // Per layer three rows, bottom to top: its shared k/v inputs, its heads, its MLP.
+  std::map<int64_t, std::vector<std::string>> kv_by_layer, heads_by_layer, mlp_by_layer;
+  for (const std::string& n : nodes) {
+    if (n[0] == 'm') mlp_by_layer[layer_of(n)].push_back(n);
+    else if (n.find(".kv") != std::string::npos) kv_by_layer[layer_of(n)].push_back(n);
+    else if (n[0] == 'a') heads_by_layer[layer_of(n)].push_back(n);
+  }
+  for (auto* m : {&kv_by_layer, &heads_by_layer})
+    for (auto& [l, v] : *m)
+      std::sort(v.begin(), v.end(), [&](const std::string& a, const std::string& b) { return index_of(a) < index_of(b); });
 
   std::ostringstream out;
-  out << "// circuit: " << nodes.size() << " nodes, grouped by layer; edge colour = sign (blue positive, red "
-         "negative), width ~ |score|, style = the input it enters (q solid, k dashed, v dotted)\n";
-  out << "digraph circuit {\n  rankdir=BT;\n  newrank=true;\n  bgcolor=\"white\";\n"
+  out << "// circuit: " << nodes.size() << " nodes, a row per layer's heads (labelled) with its MLP above; edge "
+         "colour = sign (red positive, blue negative, as RdBu), width ~ |score|, style = the input it enters (q solid, k "
+         "dashed, v dotted)\n";
+  out << "digraph circuit {\n  rankdir=BT;\n  newrank=true;\n  bgcolor=\"white\";\n  nodesep=0.15;\n"
          "  node [style=filled, fontname=\"Helvetica\", fontsize=11, color=\"#555555\"];\n"
          "  edge [arrowsize=0.6];\n";
   auto node_line = [&](const std::string& n) {
     const bool head = n.find(".h") != std::string::npos;
     const char* fill = n == "input" ? "#d9d9d9" : n == "logits" ? "#a1d99b" : n[0] == 'm' ? "#fdae6b" : "#9ecae1";
-    return "    \"" + n + "\" [fillcolor=\"" + fill + "\", shape=" + (head ? "ellipse" : "box") + "];\n";
+    return "\"" + n + "\" [fillcolor=\"" + fill + "\", shape=" + (head ? "ellipse" : "box") + "];";
   };
-  if (nodes.count("input")) out << node_line("input");
-  if (nodes.count("logits")) out << node_line("logits");
+  // Rows are ordered by a chain of anchors (invisible, or the layer's label) from input to logits,
+  // so that layer l + 1 is always drawn above layer l.
+  std::vector<std::string> chain{"input"};
+  out << "  " << node_line("input") << "\n";
   std::set<int64_t> layers;
-  for (const auto& [l, v] : heads_by_layer) layers.insert(l);
-  for (const auto& [l, v] : mlp_by_layer) layers.insert(l);
+  for (const auto* m : {&kv_by_layer, &heads_by_layer, &mlp_by_layer})
+    for (const auto& [l, v] : *m) layers.insert(l);
   for (int64_t l : layers) {
-    out << "  subgraph cluster_layer" << l << " {\n    label=\"layer " << l
-        << "\"; labeljust=l; fontname=\"Helvetica\"; fontsize=10; style=dashed; color=\"#bbbbbb\";\n";
-    if (heads_by_layer.count(l)) {
-      out << "    { rank=same;\n";
-      for (const auto& n : heads_by_layer[l]) out << "  " << node_line(n);
-      out << "    }\n";
-    }
-    for (const auto& n : mlp_by_layer[l]) out << node_line(n);
-    out << "  }\n";
+    auto row = [&](const std::string& anchor, const std::string& anchor_attrs, const std::vector<std::string>& members) {
+      out << "  { rank=same; \"" << anchor << "\" [" << anchor_attrs << "];";
+      for (const std::string& n : members) out << " " << node_line(n);
+      out << " }\n";
+      chain.push_back(anchor);
+    };
+    const std::string L = std::to_string(l);
+    if (kv_by_layer.count(l)) row("_kv" + L, "style=invis, shape=point, width=0, label=\"\"", kv_by_layer[l]);
+    row("_layer" + L, "shape=plaintext, style=\"\", fontcolor=\"#777777\", label=\"layer " + L + "\"",
+        heads_by_layer.count(l) ? heads_by_layer[l] : std::vector<std::string>{});
+    if (mlp_by_layer.count(l)) row("_mlp" + L, "style=invis, shape=point, width=0, label=\"\"", mlp_by_layer[l]);
   }
+  out << "  " << node_line("logits") << "\n";
+  chain.push_back("logits");
+  for (size_t i = 0; i + 1 < chain.size(); ++i)
+    out << "  \"" << chain[i] << "\" -> \"" << chain[i + 1] << "\" [style=invis];\n";
   out << edges.str();
   // A shared kv input feeds the heads of its group that are in the circuit.
   if (sp.kv_edges == KvEdges::kPerKvHead)
@@ -126,7 +142,11 @@ std::string render_dot(const std::string& dot, const std::string& format) {
   // One context per call: Graphviz keeps global state, and a figure is rendered rarely.
   std::unique_ptr<GVC_t, int (*)(GVC_t*)> gvc(gvContext(), gvFreeContext);
   if (!gvc) throw Error(ErrorCode::kInternal, "Graphviz: gvContext failed");
-  agseterr(AGMAX);  // keep Graphviz's messages for the exception instead of printing them
+  // Keep Graphviz's messages for the exception instead of printing them; restored on return.
+  struct ErrLevel {
+    agerrlevel_t before = agseterr(AGMAX);
+    ~ErrLevel() { agseterr(before); }
+  } err_level;
   std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> g(agmemread(dot.c_str()), agclose);
   if (!g) {
     char* msg = aglasterr();  // malloc'ed by cgraph

@@ -52,8 +52,8 @@ std::string num(double v, int decimals) {
 // Compact tick labels: 3 significant digits, no trailing zeros.
 std::string tick(double v) {
   char buf[48];
-  if (std::abs(v) >= 1e4 || (std::abs(v) < 1e-3 && v != 0)) std::snprintf(buf, sizeof buf, "%.2g", v);
-  else std::snprintf(buf, sizeof buf, "%.4g", v);
+  if (std::abs(v) >= 1e7 || (std::abs(v) < 1e-3 && v != 0)) std::snprintf(buf, sizeof buf, "%.3g", v);
+  else std::snprintf(buf, sizeof buf, "%.7g", v);  // training steps such as 87500 in full
   return buf;
 }
 
@@ -63,8 +63,9 @@ std::string px(double v) {
   return buf;
 }
 
-// About `n` round ticks covering [lo, hi].
-std::vector<double> nice_ticks(double lo, double hi, int n) {
+// About `n` round ticks; lo and hi are widened to the ticks at or beyond the data, so that the
+// axis covers every value.
+std::vector<double> nice_ticks(double& lo, double& hi, int n) {
   if (!(hi > lo)) hi = lo + 1.0;
   const double raw = (hi - lo) / n;
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
@@ -74,8 +75,10 @@ std::vector<double> nice_ticks(double lo, double hi, int n) {
       step = m * mag;
       break;
     }
+  lo = std::floor(lo / step + 1e-9) * step;
+  hi = std::ceil(hi / step - 1e-9) * step;
   std::vector<double> out;
-  for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) out.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
+  for (double v = lo; v <= hi + step * 1e-9; v += step) out.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
   return out;
 }
 
@@ -85,8 +88,9 @@ std::string sequential_colour(double t) { return interpolate(kViridis, t); }
 std::string diverging_colour(double t) { return interpolate(kRdBu, (std::clamp(t, -1.0, 1.0) + 1.0) / 2.0); }
 
 std::string palette(size_t i) {
-  static const char* kOkabeIto[] = {"#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000"};
-  return kOkabeIto[i % 8];
+  // Okabe-Ito without black (black draws the reward line) and with the faint yellow last.
+  static const char* kOkabeIto[] = {"#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442"};
+  return kOkabeIto[i % 7];
 }
 
 std::string xml_escape(const std::string& s) {
@@ -112,7 +116,11 @@ std::string heatmap_svg(const Heatmap& h) {
   const double left = 58, top = 62, bar_w = 14, gap = 24;
   const double grid_w = cell * static_cast<double>(C), grid_h = cell * static_cast<double>(R);
   const double bar_h = std::max(grid_h, 120.0);
-  const double width = left + grid_w + gap + bar_w + 70, height = top + std::max(grid_h, bar_h) + 58;
+  // Room for the colour bar's ticks and caption, and for a title or legend wider than the grid.
+  const double width = std::max({left + grid_w + gap + bar_w + 60 + 6.5 * static_cast<double>(h.value_label.size()) / 2,
+                                  left + 8.0 * static_cast<double>(h.title.size()),
+                                  left + 6.5 * static_cast<double>(h.marker_legend.size())}),
+               height = top + std::max(grid_h, bar_h) + 58;
 
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (double v : h.values)
@@ -128,6 +136,7 @@ std::string heatmap_svg(const Heatmap& h) {
   }
   if (h.vmin) lo = *h.vmin;
   if (h.vmax) hi = *h.vmax;
+  if (!(hi > lo)) hi = lo + 1.0;  // constant data: one colour, a readable bar
   const double span = hi > lo ? hi - lo : 1.0;
   auto colour_of = [&](double v) {
     if (h.diverging) return diverging_colour((v - (lo + hi) / 2.0) / (span / 2.0));
@@ -194,7 +203,7 @@ std::string heatmap_svg(const Heatmap& h) {
       << "\" stroke=\"#555555\"/><text class=\"bar-tick\" x=\"" << px(bx + bar_w + 6) << "\" y=\"" << px(y + 3.5) << "\">"
       << num(v, h.decimals) << "</text>\n";
   }
-  o << "<text x=\"" << px(bx + bar_w / 2) << "\" y=\"" << px(top + bar_h + 16) << "\" text-anchor=\"middle\">"
+  o << "<text class=\"bar-label\" x=\"" << px(bx) << "\" y=\"" << px(top + bar_h + 16) << "\">"
     << xml_escape(h.value_label) << "</text>\n";
   o << "</g>\n";
   if (!h.marker_legend.empty())
@@ -218,6 +227,11 @@ std::string chart_svg(const Chart& c) {
     x0 -= 0.5;
     x1 += 0.5;
   }
+  if (c.scatter) {
+    const double pad = 0.06 * (x1 - x0);
+    x0 -= pad;
+    x1 += pad;
+  }
   // Left axis: stacked sums and lines; from 0 when everything is non-negative.
   double ylo = std::numeric_limits<double>::infinity(), yhi = -ylo;
   for (size_t i = 0; i < n; ++i) {
@@ -236,9 +250,12 @@ std::string chart_svg(const Chart& c) {
   if (!std::isfinite(ylo)) ylo = 0.0, yhi = 1.0;
   if (ylo > 0 && !c.scatter) ylo = 0.0;
   if (!(yhi > ylo)) yhi = ylo + 1.0;
+  if (c.scatter) {  // points off the axes
+    const double pad = 0.06 * (yhi - ylo);
+    ylo -= pad;
+    yhi += pad;
+  }
   const std::vector<double> yt = nice_ticks(ylo, yhi, 5);
-  ylo = std::min(ylo, yt.front());
-  yhi = std::max(yhi, yt.back());
   auto X = [&](double x) { return left + (xv(x) - x0) / (x1 - x0) * pw; };
   auto Y = [&](double y) { return top + ph - (y - ylo) / (yhi - ylo) * ph; };
 
@@ -262,9 +279,16 @@ std::string chart_svg(const Chart& c) {
       << "</text>\n";
   std::vector<double> xt;
   if (c.log_x) {
-    for (double d = std::floor(x0); d <= std::ceil(x1); d += 1.0) xt.push_back(std::pow(10.0, d));
+    // 1-2-5 in each decade; the data's own values when that gives fewer than two ticks.
+    for (double d = std::floor(x0); d <= std::ceil(x1); d += 1.0)
+      for (double m : {1.0, 2.0, 5.0})
+        if (std::log10(m) + d >= x0 - 1e-9 && std::log10(m) + d <= x1 + 1e-9) xt.push_back(m * std::pow(10.0, d));
+    if (xt.size() < 2) xt = c.x;
+  } else if (n <= 12 && !c.scatter) {
+    xt = c.x;
   } else {
-    xt = n <= 12 && !c.scatter ? c.x : nice_ticks(x0, x1, 8);
+    double a = x0, b = x1;
+    xt = nice_ticks(a, b, 8);
   }
   for (double v : xt) {
     if (xv(v) < x0 - 1e-9 || xv(v) > x1 + 1e-9) continue;
@@ -284,10 +308,16 @@ std::string chart_svg(const Chart& c) {
     const std::string col = s.colour.empty() ? palette(colour_i++) : s.colour;
     std::vector<double> topv(n);
     for (size_t i = 0; i < n; ++i) topv[i] = base[i] + (i < s.y.size() && std::isfinite(s.y[i]) ? s.y[i] : 0.0);
-    o << "<polygon class=\"area\" fill=\"" << col << "\" fill-opacity=\"0.8\" stroke=\"#ffffff\" stroke-width=\"0.5\" points=\"";
-    for (size_t i = 0; i < n; ++i) o << px(X(c.x[i])) << "," << px(Y(topv[i])) << " ";
-    for (size_t i = n; i-- > 0;) o << px(X(c.x[i])) << "," << px(Y(base[i])) << " ";
-    o << "\"><title>" << xml_escape(s.name) << "</title></polygon>\n";
+    if (n == 1) {  // one step: an area has no width, so a bar
+      o << "<rect class=\"area\" x=\"" << px(X(c.x[0]) - 15) << "\" y=\"" << px(Y(topv[0])) << "\" width=\"30\" height=\""
+        << px(Y(base[0]) - Y(topv[0])) << "\" fill=\"" << col << "\" fill-opacity=\"0.8\"><title>" << xml_escape(s.name)
+        << "</title></rect>\n";
+    } else {
+      o << "<polygon class=\"area\" fill=\"" << col << "\" fill-opacity=\"0.8\" stroke=\"#ffffff\" stroke-width=\"0.5\" points=\"";
+      for (size_t i = 0; i < n; ++i) o << px(X(c.x[i])) << "," << px(Y(topv[i])) << " ";
+      for (size_t i = n; i-- > 0;) o << px(X(c.x[i])) << "," << px(Y(base[i])) << " ";
+      o << "\"><title>" << xml_escape(s.name) << "</title></polygon>\n";
+    }
     legend.emplace_back(col, s.name);
     base = topv;
   }
@@ -319,8 +349,6 @@ std::string chart_svg(const Chart& c) {
     if (!std::isfinite(lo2)) lo2 = 0.0, hi2 = 1.0;
     if (!(hi2 > lo2)) hi2 = lo2 + 1.0, lo2 -= 1.0;
     const std::vector<double> t2 = nice_ticks(lo2, hi2, 5);
-    lo2 = std::min(lo2, t2.front());
-    hi2 = std::max(hi2, t2.back());
     auto Y2 = [&](double y) { return top + ph - (y - lo2) / (hi2 - lo2) * ph; };
     const std::string col = c.line2->colour.empty() ? "#000000" : c.line2->colour;
     o << "<line x1=\"" << px(left + pw) << "\" y1=\"" << px(top) << "\" x2=\"" << px(left + pw) << "\" y2=\""

@@ -22,6 +22,29 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// Tolerant readers: a missing key, null or a value of another type reads as absent (NaN, false,
+// the default, or null), so that a hand-edited or partial file still draws.
+const json& child(const json& j, const char* key) {
+  static const json kNull;
+  return j.is_object() && j.contains(key) ? j[key] : kNull;
+}
+double dnum(const json& j, const char* key, double def = std::numeric_limits<double>::quiet_NaN()) {
+  const json& v = child(j, key);
+  return v.is_number() ? v.get<double>() : def;
+}
+bool dbool(const json& j, const char* key) {
+  const json& v = child(j, key);
+  return v.is_boolean() && v.get<bool>();
+}
+int64_t dint(const json& j, const char* key, int64_t def) {
+  const json& v = child(j, key);
+  return v.is_number_integer() ? v.get<int64_t>() : def;
+}
+std::string dstr(const json& j, const char* key) {
+  const json& v = child(j, key);
+  return v.is_string() ? v.get<std::string>() : "";
+}
+
 std::string num(const json& v, int digits = 4) {
   if (!v.is_number()) return v.is_null() ? "–" : xml_escape(v.dump());
   char buf[48];
@@ -52,7 +75,7 @@ HeadGrid head_grid(const json& heads, int64_t L, int64_t H, const std::function<
                    const std::function<std::string(const json&)>& marker) {
   HeadGrid g{L, H, std::vector<double>(static_cast<size_t>(L * H), kNaN), std::vector<std::string>(static_cast<size_t>(L * H))};
   for (const json& h : heads) {
-    const int64_t l = h.value("layer", int64_t{-1}), k = h.value("head", int64_t{-1});
+    const int64_t l = dint(h, "layer", -1), k = dint(h, "head", -1);
     if (l < 0 || k < 0 || l >= L || k >= H) continue;
     g.values[l * H + k] = value(h);
     g.markers[l * H + k] = marker(h);
@@ -63,13 +86,18 @@ HeadGrid head_grid(const json& heads, int64_t L, int64_t H, const std::function<
 int64_t dim(const json& j, const char* key, const json& heads, const char* field) {
   if (j.is_object() && j.contains(key) && j[key].is_number_integer()) return j[key].get<int64_t>();
   int64_t m = -1;
-  for (const json& h : heads) m = std::max(m, h.value(field, int64_t{-1}));
+  for (const json& h : heads) m = std::max(m, dint(h, field, -1));
   return m + 1;
 }
 
-std::string strip_to_svg(const std::string& s) {
+// Graphviz's SVG without its prolog, its ids (graph0, node1, edge1, ...) prefixed so that two graphs
+// on one page do not share ids.
+std::string graph_svg_for_page(const std::string& s, const std::string& prefix) {
   const size_t p = s.find("<svg");
-  return p == std::string::npos ? s : s.substr(p);
+  std::string out = p == std::string::npos ? s : s.substr(p);
+  const std::string from = " id=\"", to = " id=\"" + prefix + "-";
+  for (size_t i = out.find(from); i != std::string::npos; i = out.find(from, i + to.size())) out.replace(i, from.size(), to);
+  return out;
 }
 
 }  // namespace
@@ -79,13 +107,13 @@ HtmlSection report_section(const json& r, const std::string& path, const std::st
   s.id = id;
   s.kind = "report";
   s.title = "Attribute report: " + fs::path(path).filename().string();
-  const json& model = r.value("model", json::object());
-  const json& method = r.value("method", json::object());
-  const json& heads = r.value("heads", json::array());
+  const json& model = child(r, "model");
+  const json& method = child(r, "method");
+  const json& heads = child(r, "heads");
   const int64_t L = dim(model, "n_layers", heads, "layer"), H = dim(model, "n_heads", heads, "head");
   s.intro = xml_escape(str(model, "path") + " (" + str(model, "architecture") + ", " + std::to_string(L) + " layers x " +
                        std::to_string(H) + " heads), " + str(method, "name") + " on " + str(method, "metric") + ", " +
-                       str(r.value("dataset", json::object()), "examples") + " pairs");
+                       str(child(r, "dataset"), "examples") + " pairs");
 
   // The circuit graph.
   const ReportEdges edges = report_edges(r, path);
@@ -106,10 +134,11 @@ HtmlSection report_section(const json& r, const std::string& path, const std::st
     }
     s.figures.push_back({id + "-graph",
                          "Circuit graph (" + std::to_string(std::min(in_circuit, max_graph_edges)) + " edges" + note +
-                             "), input at the bottom, a layer's heads on one row and its MLP above. Edge colour: sign "
-                             "(blue positive, red negative); width: |score|; style: the input entered (q solid, k "
-                             "dashed, v dotted). Nodes: input grey, heads blue, MLPs orange, logits green.",
-                         strip_to_svg(fig::render_dot(fig::circuit_dot(drawn), "svg"))});
+                             "), input at the bottom, a row per layer's heads (labelled) with its MLP above. Edge colour: "
+                             "sign (red positive, blue negative, as in the E maps); width: |score|; style: the input "
+                             "entered (q solid, k dashed, v dotted). Nodes: input grey, heads blue, MLPs orange, "
+                             "logits green.",
+                         graph_svg_for_page(fig::render_dot(fig::circuit_dot(drawn), "svg"), id + "-graph")});
   }
   // Head importance with the circuit's heads marked.
   if (!heads.empty()) {
@@ -118,8 +147,8 @@ HtmlSection report_section(const json& r, const std::string& path, const std::st
     hm.title = "Head importance";
     hm.value_label = "importance (share of |score|)";
     const HeadGrid g = head_grid(
-        heads, L, H, [](const json& h) { return h.value("importance", 0.0); },
-        [](const json& h) { return h.value("in_circuit", false) ? "\u2022" : ""; });
+        heads, L, H, [](const json& h) { return dnum(h, "importance", 0.0); },
+        [](const json& h) { return dbool(h, "in_circuit") ? "\u2022" : ""; });
     hm.rows = L;
     hm.cols = H;
     hm.values = g.values;
@@ -131,8 +160,8 @@ HtmlSection report_section(const json& r, const std::string& path, const std::st
                          fig::heatmap_svg(hm)});
   }
   // Faithfulness against circuit size.
-  const json& f = r.value("faithfulness", json::object());
-  if (f.contains("sizes") && f["sizes"].is_array() && !f["sizes"].empty()) {
+  const json& f = child(r, "faithfulness");
+  if (f.contains("sizes") && child(f, "sizes").is_array() && !child(f, "sizes").empty()) {
     fig::Chart c;
     c.id = id + "-faithfulness";
     c.title = "Faithfulness against circuit size";
@@ -140,9 +169,9 @@ HtmlSection report_section(const json& r, const std::string& path, const std::st
     c.y_label = "normalized faithfulness";
     c.log_x = true;
     fig::Series y{"(circuit - corrupted) / (clean - corrupted)", {}, ""};
-    for (const json& p : f["sizes"]) {
-      c.x.push_back(std::max(1.0, p.value("top_n", 1.0)));
-      y.y.push_back(p.value("normalized", kNaN));
+    for (const json& p : child(f, "sizes")) {
+      c.x.push_back(std::max(1.0, dnum(p, "top_n", 1.0)));
+      y.y.push_back(dnum(p, "normalized"));
     }
     c.lines.push_back(y);
     s.figures.push_back({c.id, "Normalized faithfulness of the top-n circuit (then pruned) for each size: 1 = the "
@@ -152,9 +181,9 @@ HtmlSection report_section(const json& r, const std::string& path, const std::st
 
   // Tables: top edges, baselines and faithfulness, provenance.
   std::vector<std::pair<double, std::string>> top;
-  const json all_edges = r.value("edges", json::object());  // items() of a temporary would dangle
+  const json all_edges = child(r, "edges");  // items() of a temporary would dangle
   for (const auto& [name, e] : all_edges.items())
-    top.emplace_back(-std::abs(e.value("score", 0.0)), name);
+    top.emplace_back(-std::abs(dnum(e, "score", 0.0)), name);
   std::sort(top.begin(), top.end());
   std::ostringstream t;
   t << "<table class=\"sortable\"><caption>Top edges by |score| (click a header to sort)</caption>\n"
@@ -162,23 +191,23 @@ HtmlSection report_section(const json& r, const std::string& path, const std::st
   const json& ej = all_edges;
   for (size_t i = 0; i < std::min<size_t>(20, top.size()); ++i) {
     const json& e = ej[top[i].second];
-    t << "<tr><td>" << i + 1 << "</td><td>" << xml_escape(top[i].second) << "</td><td>" << num(e["score"]) << "</td><td>"
-      << (e.value("in_graph", false) ? "yes" : "no") << "</td></tr>\n";
+    t << "<tr><td>" << i + 1 << "</td><td>" << xml_escape(top[i].second) << "</td><td>" << num(child(e, "score")) << "</td><td>"
+      << (dbool(e, "in_graph") ? "yes" : "no") << "</td></tr>\n";
   }
   t << "</tbody></table>\n";
-  const json& b = r.value("baselines", json::object());
+  const json& b = child(r, "baselines");
   std::vector<std::pair<std::string, std::string>> fr = {{"metric", xml_escape(str(method, "metric"))},
-                                                         {"clean", num(b.value("clean", json()))},
-                                                         {"corrupted", num(b.value("corrupted", json()))}};
+                                                         {"clean", num(child(b, "clean"))},
+                                                         {"corrupted", num(child(b, "corrupted"))}};
   if (!f.empty()) {
     fr.emplace_back("intervention", xml_escape(str(f, "intervention")));
-    if (f.contains("circuit")) fr.emplace_back("circuit", num(f["circuit"]));
-    if (f.contains("normalized")) fr.emplace_back("faithfulness (normalized)", num(f["normalized"]));
+    if (f.contains("circuit")) fr.emplace_back("circuit", num(child(f, "circuit")));
+    if (f.contains("normalized")) fr.emplace_back("faithfulness (normalized)", num(child(f, "normalized")));
   }
-  if (r.contains("circuit")) fr.emplace_back("circuit selection", xml_escape(r["circuit"].dump()));
+  if (r.contains("circuit")) fr.emplace_back("circuit selection", xml_escape(child(r, "circuit").dump()));
   fr.emplace_back("edges in the circuit", std::to_string(in_circuit));
   t << kv_table("Baselines and faithfulness", fr);
-  const json& d = r.value("dataset", json::object());
+  const json& d = child(r, "dataset");
   t << kv_table("Provenance", {{"model", xml_escape(str(model, "path"))},
                                {"architecture", xml_escape(str(model, "architecture"))},
                                {"model fingerprint", "<code>" + xml_escape(str(model, "fingerprint")) + "</code>"},
@@ -198,25 +227,31 @@ HtmlSection compare_section(const json& c, const std::string& path, const std::s
   s.id = id;
   s.kind = "compare";
   s.title = "Comparison: " + fs::path(path).filename().string();
-  const json& heads = c.value("heads", json::array());
+  const json& heads = child(c, "heads");
   const int64_t L = dim(c, "n_layers", heads, "layer"), H = dim(c, "n_heads", heads, "head");
-  const json& counts = c.value("counts", json::object());
-  s.intro = xml_escape("base " + str(c.value("base", json::object()), "path") + " against post " +
-                       str(c.value("post", json::object()), "path") + ": " + counts.dump());
+  std::string counted;
+  for (const char* k : {"emergent", "retained", "lost"})
+    counted += std::string(counted.empty() ? "" : ", ") + k + " " + std::to_string(child(c, k).size());
+  s.intro = xml_escape("base " + dstr(child(c, "base"), "path") + " against post " + dstr(child(c, "post"), "path") +
+                       ": " + counted + " of " + std::to_string(L * H) + " heads");
   auto marker = [](const json& h) {
-    const std::string ch = h.value("change", "");
+    const std::string ch = dstr(h, "change");
     return ch == "emergent" ? "+" : ch == "retained" ? "=" : ch == "lost" ? "-" : "";
   };
+  double vmax = 0.0;  // one scale for both, so that their colours compare
+  for (const json& h : heads) vmax = std::max({vmax, dnum(h, "importance_base", 0.0), dnum(h, "importance_post", 0.0)});
   for (const char* which : {"base", "post"}) {
     fig::Heatmap hm;
+    hm.vmin = 0.0;
+    hm.vmax = vmax > 0.0 ? vmax : 1.0;
     hm.id = id + "-importance-" + which;
     hm.title = std::string("Head importance, ") + which;
     hm.value_label = "importance";
     const std::string key = std::string("importance_") + which;
     const std::string in_key = std::string("in_") + which;
     const HeadGrid g = head_grid(
-        heads, L, H, [&](const json& h) { return h.value(key, 0.0); },
-        [&](const json& h) { return h.value(in_key, false) ? "\u2022" : ""; });
+        heads, L, H, [&](const json& h) { return dnum(h, key.c_str(), 0.0); },
+        [&](const json& h) { return dbool(h, in_key.c_str()) ? "\u2022" : ""; });
     hm.rows = L;
     hm.cols = H;
     hm.values = g.values;
@@ -234,32 +269,32 @@ HtmlSection compare_section(const json& c, const std::string& path, const std::s
   const HeadGrid g = head_grid(
       heads, L, H,
       [](const json& h) {
-        return h.value("importance_base", 0.0) == 0.0 && h.value("importance_post", 0.0) == 0.0 ? kNaN
-                                                                                               : h.value("effect", 0.0);
+        return dnum(h, "importance_base", 0.0) == 0.0 && dnum(h, "importance_post", 0.0) == 0.0 ? kNaN
+                                                                                               : dnum(h, "effect", 0.0);
       },
       marker);
   e.rows = L;
   e.cols = H;
   e.values = g.values;
   e.markers = g.markers;
-  e.marker_legend = "+ emergent   = retained   - lost   (grey: importance 0 in both)";
+  e.marker_legend = "+ emergent \u00b7 = retained \u00b7 - lost \u00b7 grey: importance 0 in both";
   s.figures.push_back({e.id,
                        "E = (I_post - I_base) / (I_post + I_base + 1e-6): red where the post-trained model leans on a "
                        "head more, blue where less. Markers: the head's change in circuit membership.",
                        fig::heatmap_svg(e)});
   std::ostringstream t;
   for (const char* list : {"emergent", "retained", "lost"}) {
-    t << "<table class=\"sortable\"><caption>" << list << " heads (" << c.value(list, json::array()).size()
+    t << "<table class=\"sortable\"><caption>" << list << " heads (" << child(c, list).size()
       << ")</caption><thead><tr><th>head</th><th>importance base</th><th>importance post</th><th>E</th></tr></thead><tbody>\n";
-    for (const json& h : c.value(list, json::array()))
-      t << "<tr><td>a" << h.value("layer", 0) << ".h" << h.value("head", 0) << "</td><td>" << num(h["importance_base"])
-        << "</td><td>" << num(h["importance_post"]) << "</td><td>" << num(h["effect"]) << "</td></tr>\n";
+    for (const json& h : child(c, list))
+      t << "<tr><td>a" << dnum(h, "layer", 0) << ".h" << dnum(h, "head", 0) << "</td><td>" << num(child(h, "importance_base"))
+        << "</td><td>" << num(child(h, "importance_post")) << "</td><td>" << num(child(h, "effect")) << "</td></tr>\n";
     t << "</tbody></table>\n";
   }
-  t << kv_table("Provenance", {{"base report", xml_escape(str(c.value("base", json::object()), "path"))},
-                               {"base fingerprint", "<code>" + xml_escape(str(c.value("base", json::object()), "fingerprint")) + "</code>"},
-                               {"post report", xml_escape(str(c.value("post", json::object()), "path"))},
-                               {"post fingerprint", "<code>" + xml_escape(str(c.value("post", json::object()), "fingerprint")) + "</code>"},
+  t << kv_table("Provenance", {{"base report", xml_escape(str(child(c, "base"), "path"))},
+                               {"base fingerprint", "<code>" + xml_escape(str(child(c, "base"), "fingerprint")) + "</code>"},
+                               {"post report", xml_escape(str(child(c, "post"), "path"))},
+                               {"post fingerprint", "<code>" + xml_escape(str(child(c, "post"), "fingerprint")) + "</code>"},
                                {"tool", xml_escape(str(c, "tool"))},
                                {"file", xml_escape(path)}});
   s.tables = t.str();
@@ -273,12 +308,13 @@ HtmlSection sweep_section(const std::string& dir, const std::string& id) {
   s.id = id;
   s.kind = "sweep";
   s.title = "Sweep: " + fs::path(dir).filename().string();
-  const json& steps = sm.value("steps", json::array());
-  const json& heads = sm.value("heads", json::array());
-  const int64_t L = sm.value("n_layers", int64_t{0}), H = sm.value("n_heads", int64_t{0});
-  const std::string key = sm["log"].is_null() ? "" : sm["log"].value("key", "");
-  s.intro = xml_escape(std::to_string(steps.size()) + " checkpoints against the base " + str(sm["base"], "name") + " (" +
-                       str(sm["base"], "circuit_heads") + " circuit heads)" +
+  const json& steps = child(sm, "steps");
+  const json& heads = child(sm, "heads");
+  const int64_t L = dint(sm, "n_layers", 0), H = dint(sm, "n_heads", 0);
+  const std::string key = dstr(child(sm, "log"), "key");
+  s.intro = xml_escape(std::to_string(steps.size()) + (steps.size() == 1 ? " checkpoint" : " checkpoints") +
+                       " against the base checkpoint '" + dstr(child(sm, "base"), "name") + "' (" +
+                       str(child(sm, "base"), "circuit_heads") + " circuit heads)" +
                        (key.empty() ? "" : "; training log key: " + key));
 
   fig::Heatmap fq;
@@ -289,8 +325,8 @@ HtmlSection sweep_section(const std::string& dir, const std::string& id) {
   fq.vmax = 1.0;
   fq.decimals = 2;
   const HeadGrid gf = head_grid(
-      heads, L, H, [](const json& h) { return h.value("frequency", 0.0); },
-      [](const json& h) { return h.value("in_base", false) ? "b" : ""; });
+      heads, L, H, [](const json& h) { return dnum(h, "frequency", 0.0); },
+      [](const json& h) { return dbool(h, "in_base") ? "b" : ""; });
   fq.rows = L;
   fq.cols = H;
   fq.values = gf.values;
@@ -306,7 +342,7 @@ HtmlSection sweep_section(const std::string& dir, const std::string& id) {
   const HeadGrid ge = head_grid(
       heads, L, H,
       [](const json& h) {
-        return h["first_emergence_step"].is_number() ? h["first_emergence_step"].get<double>() : kNaN;
+        return child(h, "first_emergence_step").is_number() ? child(h, "first_emergence_step").get<double>() : kNaN;
       },
       [](const json&) { return std::string(); });
   fe.rows = L;
@@ -327,17 +363,26 @@ HtmlSection sweep_section(const std::string& dir, const std::string& id) {
     ee.vmax = 1.0;
     const size_t last = steps.size() - 1;
     const HeadGrid gl = head_grid(
-        heads, L, H, [&](const json& h) { return h["E"].size() > last ? h["E"][last].get<double>() : kNaN; },
+        heads, L, H,
         [&](const json& h) {
-          const bool in = h["in_circuit"].size() > last && h["in_circuit"][last].get<bool>();
-          const bool base = h.value("in_base", false);
+          // As in the compare section: no value (grey) where both importances are 0.
+          const json& e = child(h, "E");
+          const json& imp = child(h, "importance");
+          const double post = imp.size() > last && imp[last].is_number() ? imp[last].get<double>() : 0.0;
+          if (dnum(h, "importance_base", 0.0) == 0.0 && post == 0.0) return kNaN;
+          return e.size() > last && e[last].is_number() ? e[last].get<double>() : kNaN;
+        },
+        [&](const json& h) {
+          const json& ic = child(h, "in_circuit");
+          const bool in = ic.size() > last && ic[last].is_boolean() && ic[last].get<bool>();
+          const bool base = dbool(h, "in_base");
           return in && !base ? "+" : in && base ? "=" : !in && base ? "-" : "";
         });
     ee.rows = L;
     ee.cols = H;
     ee.values = gl.values;
     ee.markers = gl.markers;
-    ee.marker_legend = "+ emergent   = retained   - lost";
+    ee.marker_legend = "+ emergent \u00b7 = retained \u00b7 - lost \u00b7 grey: importance 0 in both";
     s.figures.push_back({ee.id, "E of the last checkpoint against the base, with its circuit changes.", fig::heatmap_svg(ee)});
 
     // Cohorts: stacked areas of heads still in the circuit, by first-emergence step.
@@ -345,19 +390,19 @@ HtmlSection sweep_section(const std::string& dir, const std::string& id) {
     c.id = id + "-cohorts";
     c.title = "Cohorts of emergent heads";
     c.x_label = "training step";
-    c.y_label = "heads in the circuit";
-    for (const json& st : steps) c.x.push_back(st.value("step", 0.0));
-    for (const json& co : sm.value("cohorts", json::array())) {
-      fig::Series se{"first at step " + str(co, "step") + " (" + std::to_string(co["heads"].size()) + ")",
+    c.y_label = "emergent heads in the circuit";
+    for (const json& st : steps) c.x.push_back(dnum(st, "step", 0.0));
+    for (const json& co : child(sm, "cohorts")) {
+      fig::Series se{"first at step " + str(co, "step") + " (" + std::to_string(child(co, "heads").size()) + ")",
                      std::vector<double>(c.x.size(), 0.0), ""};
-      for (const json& a : co["alive"])
+      for (const json& a : child(co, "alive"))
         for (size_t i = 0; i < c.x.size(); ++i)
-          if (c.x[i] == a.value("step", -1.0)) se.y[i] = a.value("count", 0.0);
+          if (c.x[i] == dnum(a, "step", -1.0)) se.y[i] = dnum(a, "count", 0.0);
       c.stacked.push_back(se);
     }
     if (!key.empty()) {
       fig::Series rw{key, {}, "#000000"};
-      for (const json& st : steps) rw.y.push_back(st["reward"].is_number() ? st["reward"].get<double>() : kNaN);
+      for (const json& st : steps) rw.y.push_back(child(st, "reward").is_number() ? child(st, "reward").get<double>() : kNaN);
       c.line2 = rw;
       c.y2_label = key;
     }
@@ -366,8 +411,8 @@ HtmlSection sweep_section(const std::string& dir, const std::string& id) {
                          "still in the circuit at later steps" +
                              std::string(key.empty() ? "." : "; dashed: the training log's " + key + " (right axis)."),
                          fig::chart_svg(c)});
-    const json& nr = sm.value("new_heads_vs_reward", json::object());
-    if (!key.empty() && nr.value("n", 0) > 0) {
+    const json& nr = child(sm, "new_heads_vs_reward");
+    if (!key.empty() && dnum(nr, "n", 0) > 0) {
       fig::Chart sc;
       sc.id = id + "-emergent-vs-reward";
       sc.title = "Emergent heads against " + key;
@@ -375,8 +420,8 @@ HtmlSection sweep_section(const std::string& dir, const std::string& id) {
       sc.x_label = key;
       sc.y_label = "emergent heads";
       std::vector<std::pair<double, double>> pts;
-      for (const json& p : nr["points"])
-        if (p["reward"].is_number()) pts.emplace_back(p["reward"].get<double>(), p.value("emergent", 0.0));
+      for (const json& p : child(nr, "points"))
+        if (child(p, "reward").is_number()) pts.emplace_back(child(p, "reward").get<double>(), dnum(p, "emergent", 0.0));
       std::sort(pts.begin(), pts.end());
       fig::Series se{"checkpoints", {}, fig::palette(0)};
       for (const auto& [x, y] : pts) {
@@ -384,7 +429,7 @@ HtmlSection sweep_section(const std::string& dir, const std::string& id) {
         se.y.push_back(y);
       }
       sc.lines.push_back(se);
-      sc.note = "Pearson " + num(nr["pearson"], 3) + ", Spearman " + num(nr["spearman"], 3) + ", n = " + str(nr, "n");
+      sc.note = "Pearson " + num(child(nr, "pearson"), 3) + ", Spearman " + num(child(nr, "spearman"), 3) + ", n = " + str(nr, "n");
       s.figures.push_back({sc.id, "Each checkpoint's count of emergent heads against its " + key + ".", fig::chart_svg(sc)});
     }
   }
@@ -393,13 +438,13 @@ HtmlSection sweep_section(const std::string& dir, const std::string& id) {
     << xml_escape(key.empty() ? "reward" : key)
     << "</th><th>circuit heads</th><th>emergent</th><th>new</th><th>lost</th></tr></thead><tbody>\n";
   for (const json& st : steps)
-    t << "<tr><td>" << str(st, "step") << "</td><td>" << xml_escape(str(st, "name")) << "</td><td>" << num(st["reward"])
+    t << "<tr><td>" << str(st, "step") << "</td><td>" << xml_escape(str(st, "name")) << "</td><td>" << num(child(st, "reward"))
       << "</td><td>" << str(st, "circuit_heads") << "</td><td>" << str(st, "emergent") << "</td><td>" << str(st, "new")
       << "</td><td>" << str(st, "lost") << "</td></tr>\n";
   t << "</tbody></table>\n";
   t << kv_table("Provenance", {{"summary", xml_escape(path)},
-                               {"base", xml_escape(str(sm["base"], "path"))},
-                               {"training log", xml_escape(sm["log"].is_null() ? "none" : str(sm["log"], "path"))},
+                               {"base", xml_escape(str(child(sm, "base"), "path"))},
+                               {"training log", xml_escape(child(sm, "log").is_null() ? "none" : str(child(sm, "log"), "path"))},
                                {"tool", xml_escape(str(sm, "tool"))}});
   s.tables = t.str();
   return s;
@@ -426,10 +471,10 @@ std::string html_page(const std::vector<HtmlSection>& sections, const std::strin
        "body{font-family:Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}\n"
        "h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:36px}\n"
        "figure{margin:16px 0;overflow-x:auto}figcaption{font-size:13px;color:#444;max-width:900px}\n"
-       "figure svg{max-width:100%;height:auto}\n"
+       "figure svg{max-width:none}\n"  /* figures keep their size; a narrow window scrolls them */
        "table{border-collapse:collapse;margin:12px 0;font-size:13px}caption{text-align:left;font-weight:bold;"
        "padding:4px 0}\n"
-       "td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}"
+       "td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}"
        "th{background:#f4f4f4}table.sortable th{cursor:pointer}\n"
        "code{font-size:12px;word-break:break-all}.intro{color:#444}footer{margin-top:40px;font-size:12px;color:#777}\n"
        "</style>\n</head>\n<body>\n<h1>" << xml_escape(title) << "</h1>\n<nav><ul>\n";
