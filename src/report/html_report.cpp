@@ -472,9 +472,10 @@ std::string html_page(const std::vector<HtmlSection>& sections, const std::strin
        "h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:36px}\n"
        "figure{margin:16px 0;overflow-x:auto}figcaption{font-size:13px;color:#444;max-width:900px}\n"
        "figure svg{max-width:none}\n"  /* figures keep their size; a narrow window scrolls them */
-       "table{border-collapse:collapse;margin:12px 0;font-size:13px}caption{text-align:left;font-weight:bold;"
+       "table{border-collapse:collapse;margin:12px 0;font-size:13px;display:block;overflow-x:auto;max-width:100%}"
+       "caption{text-align:left;font-weight:bold;"
        "padding:4px 0}\n"
-       "td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}"
+       "td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}"
        "th{background:#f4f4f4}table.sortable th{cursor:pointer}\n"
        "code{font-size:12px;word-break:break-all}.intro{color:#444}footer{margin-top:40px;font-size:12px;color:#777}\n"
        "</style>\n</head>\n<body>\n<h1>" << xml_escape(title) << "</h1>\n<nav><ul>\n";
