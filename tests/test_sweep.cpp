@@ -228,6 +228,16 @@ TEST_CASE("sweep spec: glob, steps, names, the attribute block, and errors namin
   REQUIRE(error_text_of([&] { f.spec(j); }).find("seq-logprob or seq-kl") != std::string::npos);
 }
 
+TEST_CASE("model fingerprints tell apart checkpoints of one shape (they sample the weights)", "[sweep]") {
+  SweepFixture f;
+  const auto a = HookedTransformer::from_pretrained(f.root + "/run/checkpoint-10");
+  const auto b = HookedTransformer::from_pretrained(f.root + "/run/checkpoint-20");
+  const auto a2 = HookedTransformer::from_pretrained(f.root + "/run/checkpoint-10");
+  REQUIRE(a->fingerprint() != b->fingerprint());
+  REQUIRE(a->fingerprint() == a2->fingerprint());
+  REQUIRE(sweep::checkpoint_identity(f.root + "/run/checkpoint-10") != sweep::checkpoint_identity(f.root + "/run/checkpoint-20"));
+}
+
 TEST_CASE("sweep plan: deterministic units, and shards that partition them in contiguous blocks", "[sweep]") {
   SweepFixture f;
   const sweep::SweepSpec s = f.spec(f.spec_json());

@@ -43,6 +43,7 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   uint64_t file_size() const { return size_; }
   const std::string& header_json() const { return header_; }
+  const uint8_t* bytes() const { return static_cast<const uint8_t*>(map_); }  // the whole mapped file
 
  private:
   SafetensorsFile() = default;

@@ -282,6 +282,15 @@ std::string TensorStore::fingerprint() const {
     h = fnv1a(f->header_json().data(), f->header_json().size(), h);
     const uint64_t sz = f->file_size();
     h = fnv1a(&sz, sizeof(sz), h);
+    // And 32 evenly spaced 4 KiB blocks of the weights: checkpoints of one training run share their
+    // headers and sizes, and training changes every block.
+    constexpr uint64_t kBlock = 4096, kBlocks = 32;
+    const uint64_t begin = 8 + f->header_json().size();
+    if (sz > begin)
+      for (uint64_t b = 0; b < kBlocks; ++b) {
+        const uint64_t off = begin + (sz - begin) * b / kBlocks;
+        h = fnv1a(f->bytes() + off, std::min(kBlock, sz - off), h);
+      }
   }
   char buf[32];
   std::snprintf(buf, sizeof(buf), "fnv1a64:%016llx", static_cast<unsigned long long>(h));
