@@ -29,14 +29,7 @@ PairDataset read_fixture_pairs(const std::string& dir, const HookedTransformer& 
   return read_pairs_jsonl(cs_test::write_file(dir, "p.jsonl", kPipelinePairs), ro);
 }
 
-int error_code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return static_cast<int>(e.code());
-  }
-  return 0;
-}
+using cs_test::error_code_of;
 }  // namespace
 
 TEST_CASE("edge_scores_from_matrix reads entry [u][v] of each edge, in edge order", "[pipeline]") {

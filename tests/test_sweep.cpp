@@ -27,14 +27,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int error_code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return static_cast<int>(e.code());
-  }
-  return 0;
-}
+using cs_test::error_code_of;
 
 std::string error_text_of(const std::function<void()>& f) {
   try {

@@ -4,8 +4,11 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+
+#include "circuitscope/error.hpp"
 #include <string>
 #include <vector>
 
@@ -14,6 +17,16 @@ class HookedTransformer;
 }
 
 namespace cs_test {
+
+// The code of the circuitscope::Error that f throws; 0 when it throws none.
+inline int error_code_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const circuitscope::Error& e) {
+    return static_cast<int>(e.code());
+  }
+  return 0;
+}
 
 inline std::string data_dir() { return CS_TEST_DATA_DIR; }
 inline std::string binary_path() { return CS_BINARY_PATH; }

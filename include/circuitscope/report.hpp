@@ -58,6 +58,8 @@ struct ReportEdges {
 ReportEdges report_edges(const nlohmann::json& report, const std::string& path);
 
 nlohmann::json read_json_file(const std::string& path, bool allow_comments = false);
+// The bytes of a file; Error(kIo) naming it when it cannot be read.
+std::string read_text_file(const std::string& path);
 // Temporary file in the same folder, then rename: readers never see half a report.
 void write_file_atomically(const std::string& path, const std::string& text);
 

@@ -176,6 +176,14 @@ nlohmann::json read_json_file(const std::string& path, bool allow_comments) {
   }
 }
 
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kIo, "cannot read '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 void write_file_atomically(const std::string& path, const std::string& text) {
   // Unique across the nodes and containers of a cluster writing to one shared folder (PIDs repeat).
   static std::atomic<uint64_t> counter{0};

@@ -39,7 +39,7 @@ EdgeScores combine_units(const std::vector<UnitRecord>& units, int64_t n_edges, 
     const int64_t n = u["n_examples"].get<int64_t>();
     out.seconds += u.value("seconds", 0.0);
     if (n == 0) continue;
-    const std::string bytes = read_text(ur.scores_path);
+    const std::string bytes = read_text_file(ur.scores_path);
     const std::string want = u["scores"].value("sha256", "");
     if (static_cast<int64_t>(bytes.size()) != n_edges * static_cast<int64_t>(sizeof(float)) || sha256_hex(bytes) != want)
       throw Error(ErrorCode::kFormat, ur.scores_path + " holds " + std::to_string(bytes.size()) + " bytes (sha256 " +
@@ -78,7 +78,7 @@ json merge_options(const SweepSpec& spec) {
           {"mean_source", mean_source_name(a.faithfulness.mean_source)},
           {"sizes", sizes},                                {"absolute", a.faithfulness.absolute},
           {"dtype", spec.attribute.dtype},                 {"device", spec.attribute.device},
-          {"pairs", spec.pairs.empty() ? "" : sha256_hex(read_text(spec.pairs))}};
+          {"pairs", spec.pairs.empty() ? "" : sha256_hex(read_text_file(spec.pairs))}};
 }
 
 // The key of a checkpoint's report: its units' files (each rewritten whenever it is recomputed) and
@@ -91,7 +91,7 @@ std::string merge_key(const std::vector<std::string>& unit_texts, const json& op
 
 std::string recorded_key(const std::string& path) {
   try {
-    const json j = json::parse(read_text(path));
+    const json j = json::parse(read_text_file(path));
     return j.is_object() ? j.value("key", "") : "";
   } catch (const json::exception&) {
     return "";  // unreadable: merged again
@@ -144,7 +144,7 @@ MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const Mer
         if (!rec) throw Error(ErrorCode::kInput, r.path + " is missing or unreadable (a unit rerun since the status check?); "
                                                           "run `sweep status` and merge again");
         r.record = *rec;
-        r.text = read_text(r.path);
+        r.text = read_text_file(r.path);
         texts.push_back(r.text);
         units.push_back(std::move(r));
       }
@@ -162,7 +162,7 @@ MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const Mer
       if (spec.constructs_pairs()) {
         std::string text;
         for (const Unit& u : plan.units)
-          if (u.checkpoint.name == c->name) text += read_text(unit_pairs_path(dir, u));
+          if (u.checkpoint.name == c->name) text += read_text_file(unit_pairs_path(dir, u));
         fs::create_directories(fs::path(dir) / "pairs");
         data_path = (fs::path(dir) / "pairs" / (c->name + ".jsonl")).string();
         write_file_atomically(data_path, text);

@@ -21,7 +21,7 @@ using nlohmann::ordered_json;
 
 TrainingLog read_training_log(const std::string& path, const std::string& key) {
   std::vector<json> entries;
-  const std::string text = read_text(path);
+  const std::string text = read_text_file(path);
   const bool jsonl = std::filesystem::path(path).extension() == ".jsonl";
   try {
     if (jsonl) {

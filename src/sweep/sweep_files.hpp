@@ -9,7 +9,6 @@
 
 namespace circuitscope::sweep {
 
-std::string read_text(const std::string& path);
 std::string unit_dir(const std::string& dir, const Checkpoint& c);
 std::string unit_result_path(const std::string& dir, const Unit& u);
 std::string unit_lock_path(const std::string& dir, const Unit& u);

@@ -34,14 +34,6 @@ using nlohmann::json;
 
 // ---- files ----
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kIo, "cannot read '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string unit_dir(const std::string& dir, const Checkpoint& c) { return (fs::path(dir) / "units" / c.name).string(); }
 std::string unit_result_path(const std::string& dir, const Unit& u) {
   return unit_dir(dir, u.checkpoint) + "/chunk-" + std::to_string(u.chunk) + ".json";
@@ -65,7 +57,7 @@ std::string chunk_text(const Plan& plan, const Unit& u) {
 std::optional<json> read_unit_result(const std::string& path) {
   if (!fs::exists(path)) return std::nullopt;
   try {
-    json j = json::parse(read_text(path));
+    json j = json::parse(read_text_file(path));
     if (!j.is_object() || j.value("unit_version", 0) != kUnitVersion || !j.contains("inputs")) return std::nullopt;
     return j;
   } catch (const json::exception&) {
@@ -95,7 +87,7 @@ std::string Unit::id() const { return checkpoint.name + "/chunk-" + std::to_stri
 Plan make_plan(const SweepSpec& spec) {
   Plan p;
   const std::string file = spec.constructs_pairs() ? spec.prompts : spec.pairs;
-  std::istringstream in(read_text(file));
+  std::istringstream in(read_text_file(file));
   std::string line;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -154,10 +146,10 @@ std::string tokenizer_identity(const std::string& path) {
   if (fs::is_directory(path)) {
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model"}) {
       const fs::path f = fs::path(path) / name;
-      if (fs::exists(f)) material += std::string(name) + "\n" + read_text(f.string());
+      if (fs::exists(f)) material += std::string(name) + "\n" + read_text_file(f.string());
     }
   } else {
-    material = read_text(path);
+    material = read_text_file(path);
   }
   return "sha256:" + sha256_hex(material);
 }
@@ -174,7 +166,7 @@ std::string checkpoint_identity(const std::string& dir) {
   for (const char* name : {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                            "tokenizer.model"}) {
     const fs::path f = fs::path(dir) / name;
-    if (fs::exists(f)) material += std::string(name) + "\n" + read_text(f.string());
+    if (fs::exists(f)) material += std::string(name) + "\n" + read_text_file(f.string());
   }
   constexpr int64_t kHead = 64 << 10, kBlock = 4 << 10, kBlocks = 32;
   for (const fs::path& f : files) {
@@ -563,7 +555,7 @@ class UnitRunner {
       data_path = chunk_data_path(dir_, u);
       const std::string text = chunk_text(plan_, u);
       fs::create_directories(fs::path(data_path).parent_path());
-      if (!fs::exists(data_path) || read_text(data_path) != text) write_file_atomically(data_path, text);
+      if (!fs::exists(data_path) || read_text_file(data_path) != text) write_file_atomically(data_path, text);
     }
     where["data"] = data_path;
 
@@ -600,7 +592,7 @@ class UnitRunner {
       write_scores(scores_path, es.scores);
       result["scores"] = {{"file", fs::path(scores_path).filename().string()},
                           {"dtype", "float32"},
-                          {"sha256", sha256_hex(read_text(scores_path))}};
+                          {"sha256", sha256_hex(read_text_file(scores_path))}};
     } else {
       spdlog::warn("{} {}: no pair in this chunk ({} skipped); it counts 0 pairs in the merge", progress, u.id(),
                    ds.skipped);
@@ -628,7 +620,7 @@ void record_plan(const std::string& dir, const json& resolved) {
   const std::string path = (fs::path(dir) / "sweep.json").string();
   const std::string text = resolved.dump(1) + "\n";
   if (fs::exists(path)) {
-    const std::string old = read_text(path);
+    const std::string old = read_text_file(path);
     if (old == text) return;
     std::string what;
     try {

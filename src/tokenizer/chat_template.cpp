@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/report.hpp"
 #include "tokenizer/jinja_ast.hpp"
 
 namespace circuitscope {
@@ -39,14 +40,6 @@ std::string render_template(const std::string& source, const ordered_json& conte
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kIo, "cannot read '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // A special token: a string, null, or an AddedToken object {"__type": "AddedToken", "content": ...}.
 std::optional<std::string> token_field(const ordered_json& cfg, const char* key, const std::string& path) {
   auto it = cfg.find(key);
@@ -78,7 +71,7 @@ TokenizerConfig load_tokenizer_config(const std::string& model_dir) {
   if (!fs::exists(c.path)) throw Error(ErrorCode::kIo, "no tokenizer_config.json in '" + model_dir + "'");
   ordered_json cfg;
   try {
-    cfg = ordered_json::parse(read_file(c.path));
+    cfg = ordered_json::parse(read_text_file(c.path));
   } catch (const ordered_json::parse_error& e) {
     throw Error(ErrorCode::kFormat, c.path + ": invalid JSON: " + e.what());
   }
@@ -128,7 +121,7 @@ TokenizerConfig load_tokenizer_config(const std::string& model_dir) {
   // transformers reads chat_template.jinja when present and lets it replace the config's template.
   fs::path jinja_file = fs::path(model_dir) / "chat_template.jinja";
   if (fs::exists(jinja_file)) {
-    c.chat_template = read_file(jinja_file.string());
+    c.chat_template = read_text_file(jinja_file.string());
     c.chat_template_origin = jinja_file.string();
   }
   return c;
