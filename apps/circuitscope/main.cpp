@@ -26,7 +26,8 @@ std::vector<CommandSpec> commands_in_workflow_order() {
   // toy lab and the benchmarks. Commands not listed follow by name.
   static const std::vector<std::string> kOrder = {"inspect", "tokenize", "chat-format", "run",   "generate",
                                                   "pairs",   "attribute", "patch",      "evaluate", "graph",
-                                                  "compare", "sweep",     "report",   "toy",      "bench"};
+                                                  "compare", "sweep",     "report",   "eval",     "grade",
+                                                  "toy",     "bench"};
   auto rank = [](const CommandSpec& c) {
     const auto it = std::find(kOrder.begin(), kOrder.end(), c.name);
     return std::make_pair(static_cast<size_t>(it - kOrder.begin()), c.name);

@@ -26,6 +26,10 @@ struct GenerateOptions {
   std::vector<std::string> stop_strings;   // checked on decoded text, needs `decode`
   std::function<std::string(const std::vector<int64_t>&)> decode;
   int64_t pad_id = 0;                      // value put in padded slots (masked out)
+  // One seed per prompt: each row samples from its own generator, so a row's tokens do not depend
+  // on which other rows share its batch (eval's paired conditions and shards). Empty: one
+  // generator seeded with sampling.seed draws for the whole batch.
+  std::vector<uint64_t> row_seeds;
   std::function<void(int64_t step, int64_t total)> on_step;  // progress
 };
 

@@ -65,7 +65,12 @@ GenerateResult generate(HookedTransformer& model, const std::vector<std::vector<
   }
   const bool padded = std::any_of(prompts.begin(), prompts.end(), [&](const auto& p) { return (int64_t)p.size() != Tmax; });
 
+  if (!opts.row_seeds.empty() && static_cast<int64_t>(opts.row_seeds.size()) != B)
+    throw Error(ErrorCode::kInternal, "generate: " + std::to_string(opts.row_seeds.size()) + " row seeds for " +
+                                          std::to_string(B) + " prompts");
   at::Generator gen = make_cpu_generator(opts.sampling.seed);
+  std::vector<at::Generator> row_gens;
+  for (uint64_t s : opts.row_seeds) row_gens.push_back(make_cpu_generator(s));
   KVCache cache = model.make_cache(B, Tmax + std::max<int64_t>(opts.max_new_tokens, 1));
   GenerateResult res;
   res.tokens.assign(B, {});
@@ -77,7 +82,14 @@ GenerateResult generate(HookedTransformer& model, const std::vector<std::vector<
     at::Tensor m = padded ? mask.narrow(1, 0, S) : at::Tensor();
     at::Tensor logits = model.forward(step_ids, m, &cache);  // [B,T,V]
     at::Tensor last = logits.select(1, logits.size(1) - 1).to(at::kCPU, at::kFloat);
-    at::Tensor next = sample_next_tokens(last, opts.sampling, gen);  // [B]
+    at::Tensor next;  // [B]
+    if (row_gens.empty() || opts.sampling.greedy) {
+      next = sample_next_tokens(last, opts.sampling, gen);
+    } else {
+      next = at::full({B}, opts.pad_id, at::kLong);
+      for (int64_t b = 0; b < B; ++b)
+        if (!done[b]) next[b] = sample_next_tokens(last.narrow(0, b, 1), opts.sampling, row_gens[b])[0];
+    }
     for (int64_t b = 0; b < B; ++b) {
       if (done[b]) {
         next[b] = opts.pad_id;
