@@ -8,7 +8,8 @@
 #  5. faults: a run killed with SIGKILL mid-unit, then rerun; two processes on the same shard;
 #  6. with --slurm: a real single-node SLURM (slurm-wlm + munge, scripts/slurm/local_cluster.sh):
 #     the sweep as a 3-task array plus a dependent merge; then one array task failing, its merge
-#     never running, and the task resubmitted alone with a new merge. Daemons are stopped at the end.
+#     never running, and the task resubmitted alone with a new merge; an eval (scripts/slurm/eval.sbatch)
+#     as a 2-task array plus merge, byte-equal to a local run. Daemons are stopped at the end.
 # Every merged result is compared with (2)'s. Prints each phase's time. Exit status 0 = all passed.
 #   bash scripts/test_sweep.sh [--slurm]      (WORK=dir keeps the files; default a temporary folder)
 set -euo pipefail
@@ -190,6 +191,24 @@ if [ $SLURM = 1 ]; then
   [ "$(job_state $merge)" = COMPLETED ] || fail "merge after the resubmission: $(job_state $merge)"
   grep -h "shard 2/3" slurm-fail/slurm/*_2.out | tail -1
   compare_dir slurm-fail ref
+
+  phase "SLURM: eval of the SFT model as a 2-task array plus a dependent merge, against one local run"
+  EVAL_ARGS="--prompt-template {problem}= --chat --think on --ablate-heads 1.0,2.3 --random-control 1 --samples 2 --temperature 0.8 --max-new-tokens 24 --batch-size 2 --k 1,2 --seed 5"
+  # shellcheck disable=SC2086
+  $CS eval toy/sft/final --benchmark problems.jsonl --out eval-local $EVAL_ARGS > /dev/null 2>eval-local.log
+  # CS_EVAL_ARGS holds commas, which --export would split: it travels in the environment (ALL).
+  earray=$(CS_EVAL_ARGS="$EVAL_ARGS" sbatch --parsable --array=1-2 --output=eval-slurm/slurm/%A_%a.out \
+    --export=ALL,CS="$CS",CS_MODEL=toy/sft/final,CS_BENCH=problems.jsonl,CS_DIR=eval-slurm,CS_SHARDS=2 \
+    "$ROOT/scripts/slurm/eval.sbatch")
+  emerge=$(sbatch --parsable --dependency=afterok:"$earray" --kill-on-invalid-dep=yes --output=eval-slurm/slurm/merge-%j.out \
+    --export=ALL,CS="$CS",CS_DIR=eval-slurm,CS_MODE=merge "$ROOT/scripts/slurm/eval.sbatch")
+  echo "eval array $earray, merge $emerge"
+  wait_jobs $earray $emerge
+  [ "$(job_state $emerge)" = COMPLETED ] || { cat eval-slurm/slurm/*.out; fail "eval merge job $emerge: $(job_state $emerge)"; }
+  cmp eval-slurm/samples.jsonl eval-local/samples.jsonl || fail "eval: SLURM shards merged differ from the local run (samples)"
+  cmp eval-slurm/summary.json eval-local/summary.json || fail "eval: SLURM shards merged differ from the local run (summary)"
+  grep -h "shard" eval-slurm/slurm/*_*.out | grep -h wrote
+  head -3 eval-slurm/slurm/merge-*.out
 
   phase "SLURM: stop the daemons"
   bash "$ROOT/scripts/slurm/local_cluster.sh" stop "$STATE"

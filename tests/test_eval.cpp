@@ -356,6 +356,8 @@ TEST_CASE("eval command: pass@k recomputed from samples.jsonl, paired conditions
       for (const auto& h : sc["heads"]) CHECK(h["layer"] == 1);
     }
   REQUIRE(summary["controls"].size() == 3);
+  CHECK(summary["controls"][0]["condition"] == "ablate");
+  CHECK(summary["controls"][0]["control_shared_heads"] == nlohmann::json::array({0, 0}));  // 2 other heads in layer 1
 
   // Two shards and a merge give the same bytes as the single run.
   const std::string sh = tmp.path + "/sharded";

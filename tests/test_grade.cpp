@@ -74,3 +74,22 @@ TEST_CASE("grade: the answer section and bad input lines", "[grade]") {
   bad.choices = {"a", "b"};
   CHECK(cs_test::error_code_of([&] { grade_answer(bad); }) == 7);
 }
+
+TEST_CASE("grade command: one JSON line per input line, ids kept, bad lines exit 7 naming the line", "[grade][cli]") {
+  cs_test::TempDir tmp("grade-cli");
+  const std::string in = cs_test::write_file(tmp.path, "in.jsonl",
+                                             "{\"id\": 7, \"response\": \"so \\\\boxed{\\\\frac12}\", \"answer\": \"0.5\", \"think_open\": false}\n"
+                                             "\n"
+                                             "{\"response\": \"<think>x</think>The answer is (C)\", \"answer\": \"B\", "
+                                             "\"choices\": [\"a\", \"b\", \"c\"]}\n"
+                                             "{\"response\": \"still thinking, 4\", \"answer\": \"4\"}\n");
+  std::string out;
+  REQUIRE(cs_test::run_command(cs_test::binary_path() + " -q grade --input-jsonl " + in + " --think-open", out) == 0);
+  CHECK(out ==
+        "{\"id\":7,\"extracted\":\"\\\\frac12\",\"correct\":true}\n"
+        "{\"extracted\":\"C\",\"correct\":false}\n"
+        "{\"extracted\":null,\"correct\":false}\n");
+  const std::string bad = cs_test::write_file(tmp.path, "bad.jsonl", "{\"response\": \"1\", \"answer\": \"1\"}\n{\"answer\": 3}\n");
+  CHECK(cs_test::run_command(cs_test::binary_path() + " grade --input-jsonl " + bad, out) == 7);
+  CHECK(out.find("bad.jsonl:2: missing \"response\"") != std::string::npos);
+}

@@ -35,6 +35,7 @@ struct EvalOptions {
   std::string ablate, scale, heads_from, set, mode, shard;
   std::optional<double> factor;
   int64_t random_control = 0;
+  int64_t max_heads = 0;
   std::optional<uint64_t> control_seed;
   std::vector<std::string> conditions;
   int64_t bootstrap = 2000;
@@ -95,6 +96,11 @@ std::vector<EvalCondition> build_conditions(const EvalOptions& o, const ModelCon
     c.heads = parse_head_list("@" + o.set, &*cmp, mode == HeadMode::kScale ? *o.factor : 0.0);
     if (c.heads.empty())
       throw Error(ErrorCode::kInput, "'" + o.heads_from + "' has no " + o.set + " heads: nothing to intervene on");
+    if (o.max_heads > 0 && static_cast<int64_t>(c.heads.size()) > o.max_heads) {
+      spdlog::info("--max-heads {}: the {} most important of {} {} heads", o.max_heads, o.max_heads, c.heads.size(), o.set);
+      c.heads.resize(o.max_heads);  // compare lists them by decreasing importance
+      c.name = o.set + std::to_string(o.max_heads) + c.name.substr(o.set.size());
+    }
     head_conds.push_back(c);
   }
   for (const auto& spec : o.conditions) head_conds.push_back(parse_condition(spec, cmp ? &*cmp : nullptr));
@@ -225,6 +231,9 @@ CommandRegistrar reg_cmd_eval(
            ->check(CLI::IsMember({"emergent", "retained", "lost"}));
        sub->add_option("--mode", o->mode, "zero, mean or scale (default zero); mean: the head's mean output over "
                                           "the benchmark prompts")->check(CLI::IsMember({"zero", "mean", "scale"}));
+       sub->add_option("--max-heads", o->max_heads,
+                       "with --set: only the K most important heads of the set (compare orders them by importance)")
+           ->check(CLI::NonNegativeNumber);
        sub->add_option("--factor", o->factor, "scaling factor for --mode scale (e.g. 1.3 or 0.5)");
        sub->add_option("--random-control", o->random_control,
                        "K random head sets per head condition, of the same size and from the same layers")

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "circuitscope/error.hpp"
@@ -207,8 +208,18 @@ nlohmann::ordered_json eval_summary(const nlohmann::ordered_json& settings, cons
   nlohmann::ordered_json controls = nlohmann::ordered_json::array();
   for (const auto& name : names) {
     std::vector<std::string> ctl;
+    std::vector<int64_t> shared;  // heads each control has in common with the chosen set
+    std::set<std::pair<int64_t, int64_t>> chosen;
     for (const auto& c : settings.at("conditions"))
-      if (c.value("control_of", "") == name) ctl.push_back(c.at("name").get<std::string>());
+      if (c.at("name") == name)
+        for (const auto& h : c.at("heads")) chosen.insert({h.at("layer").get<int64_t>(), h.at("head").get<int64_t>()});
+    for (const auto& c : settings.at("conditions"))
+      if (c.value("control_of", "") == name) {
+        ctl.push_back(c.at("name").get<std::string>());
+        int64_t k = 0;
+        for (const auto& h : c.at("heads")) k += chosen.count({h.at("layer").get<int64_t>(), h.at("head").get<int64_t>()});
+        shared.push_back(k);
+      }
     if (ctl.empty()) continue;
     std::vector<double> d(P, 0.0), ctl_acc;
     for (const auto& r : ctl) {
@@ -236,6 +247,8 @@ nlohmann::ordered_json eval_summary(const nlohmann::ordered_json& settings, cons
                         {"accuracy", mine},
                         {"control_accuracy", ctl_acc},
                         {"control_accuracy_mean", ctl_mean},
+                        {"heads", chosen.size()},
+                        {"control_shared_heads", shared},
                         {"controls_at_or_below", at_or_below},
                         {"diff_vs_controls", interval_json(bootstrap(d, index))}});
   }
@@ -253,13 +266,14 @@ nlohmann::ordered_json eval_summary(const nlohmann::ordered_json& settings, cons
 std::string format_eval_table(const nlohmann::ordered_json& summary) {
   std::ostringstream o;
   const auto& ks = summary.at("settings").at("ks");
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%-22s %5s  %-22s %-23s", "condition", "heads", "accuracy [95% CI]", "vs baseline [95% CI]");
+  char buf[1024];
+  std::snprintf(buf, sizeof buf, "%-22s %5s  %-22s  %-23s", "condition", "heads", "accuracy [95% CI]", "vs baseline [95% CI]");
   o << buf;
   for (const auto& k : ks) o << "  pass@" << k.get<int64_t>();
   for (const auto& k : ks)
     if (k.get<int64_t>() > 1) o << "  succ@" << k.get<int64_t>();
-  o << "  len mean/med    cut   loop\n";
+  std::snprintf(buf, sizeof buf, "  %-13s  %5s  %5s\n", "len mean/med", "cut", "loop");
+  o << buf;
   for (const auto& c : summary.at("conditions")) {
     const auto& a = c.at("accuracy");
     std::snprintf(buf, sizeof buf, "%-22s %5lld  %.3f [%.3f, %.3f]  ", c.at("name").get<std::string>().c_str(),
@@ -268,7 +282,7 @@ std::string format_eval_table(const nlohmann::ordered_json& summary) {
     o << buf;
     if (c.contains("diff_vs_baseline")) {
       const auto& d = c.at("diff_vs_baseline");
-      std::snprintf(buf, sizeof buf, "%+.3f [%+.3f, %+.3f]  ", d.at("mean").get<double>(), d.at("ci95")[0].get<double>(),
+      std::snprintf(buf, sizeof buf, "%+.3f [%+.3f, %+.3f]", d.at("mean").get<double>(), d.at("ci95")[0].get<double>(),
                     d.at("ci95")[1].get<double>());
     } else {
       std::snprintf(buf, sizeof buf, "%-23s", "-");
@@ -295,12 +309,14 @@ std::string format_eval_table(const nlohmann::ordered_json& summary) {
     const size_t K = c.at("controls").size();
     double lo = 1, hi = 0;
     for (const auto& a : c.at("control_accuracy")) lo = std::min(lo, a.get<double>()), hi = std::max(hi, a.get<double>());
+    double shared = 0;
+    for (const auto& x : c.at("control_shared_heads")) shared += x.get<double>() / static_cast<double>(K);
     std::snprintf(buf, sizeof buf,
-                  "\n%s: accuracy %.3f; %zu random head set(s) of the same size and layers: mean %.3f (range %.3f-%.3f); "
-                  "%lld of %zu at or below it.\n  paired difference to the random sets' mean: %+.3f [%+.3f, %+.3f] (95%% CI, "
-                  "bootstrap over problems)",
-                  c.at("condition").get<std::string>().c_str(), c.at("accuracy").get<double>(), K,
-                  c.at("control_accuracy_mean").get<double>(), lo, hi,
+                  "\n%s: accuracy %.3f; %zu random head set(s) of the same size and layers (sharing %.1f of its %lld heads "
+                  "on average): mean %.3f (range %.3f-%.3f); %lld of %zu at or below it.\n  paired difference to the random "
+                  "sets' mean: %+.3f [%+.3f, %+.3f] (95%% CI, bootstrap over problems)",
+                  c.at("condition").get<std::string>().c_str(), c.at("accuracy").get<double>(), K, shared,
+                  static_cast<long long>(c.at("heads").get<int64_t>()), c.at("control_accuracy_mean").get<double>(), lo, hi,
                   static_cast<long long>(c.at("controls_at_or_below").get<int64_t>()), K, d.at("mean").get<double>(),
                   d.at("ci95")[0].get<double>(), d.at("ci95")[1].get<double>());
     o << buf;
