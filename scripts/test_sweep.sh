@@ -196,6 +196,7 @@ if [ $SLURM = 1 ]; then
   EVAL_ARGS="--prompt-template {problem}= --chat --think on --ablate-heads 1.0,2.3 --random-control 1 --samples 2 --temperature 0.8 --max-new-tokens 24 --batch-size 2 --k 1,2 --seed 5"
   # shellcheck disable=SC2086
   $CS eval toy/sft/final --benchmark problems.jsonl --out eval-local $EVAL_ARGS > /dev/null 2>eval-local.log
+  mkdir -p eval-slurm/slurm  # sbatch does not create the folders of --output
   # CS_EVAL_ARGS holds commas, which --export would split: it travels in the environment (ALL).
   earray=$(CS_EVAL_ARGS="$EVAL_ARGS" sbatch --parsable --array=1-2 --output=eval-slurm/slurm/%A_%a.out \
     --export=ALL,CS="$CS",CS_MODEL=toy/sft/final,CS_BENCH=problems.jsonl,CS_DIR=eval-slurm,CS_SHARDS=2 \
