@@ -12,7 +12,6 @@
 #include "circuitscope/generate.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/report.hpp"
-#include "circuitscope/toy.hpp"
 #include "test_util.hpp"
 
 using namespace circuitscope;
@@ -41,17 +40,6 @@ std::vector<int64_t> repeat_block(const std::vector<int64_t>& prefix, const std:
   return t;
 }
 
-void write_random_toy(const std::string& dir, uint64_t seed) {
-  toy::ToyModelShape shape;
-  shape.layers = 2;
-  shape.d_model = 32;
-  shape.heads = 4;
-  shape.kv_heads = 2;
-  shape.d_mlp = 64;
-  shape.max_positions = 96;
-  auto m = toy::init_toy_model(shape, seed);
-  toy::save_hf_checkpoint(*m, dir);
-}
 
 }  // namespace
 
@@ -278,7 +266,7 @@ TEST_CASE("eval command: pass@k recomputed from samples.jsonl, paired conditions
           "[eval][cli]") {
   cs_test::TempDir tmp("eval-cli");
   const std::string model = tmp.path + "/model";
-  write_random_toy(model, 11);
+  cs_test::write_random_toy(model, 11, /*max_positions=*/96);
   std::string bench;
   for (int i = 0; i < 16; ++i)
     bench += nlohmann::json{{"id", "p" + std::to_string(i)}, {"problem", std::to_string(i % 5) + "+" + std::to_string(i % 4) + "="},

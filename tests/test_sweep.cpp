@@ -57,17 +57,6 @@ sweep::AttributeBlock test_attribute_parser(const json& o, const std::string& or
 }
 
 // Small random Qwen2 checkpoints (the toy lab's format), distinct per seed.
-void write_random_checkpoint(const std::string& dir, uint64_t seed) {
-  toy::ToyModelShape shape;
-  shape.layers = 2;
-  shape.d_model = 32;
-  shape.heads = 4;
-  shape.kv_heads = 2;
-  shape.d_mlp = 64;
-  shape.max_positions = 64;
-  auto m = toy::init_toy_model(shape, seed);
-  toy::save_hf_checkpoint(*m, dir);
-}
 
 // Token-form pairs over the toy vocabulary: 7 lines, so chunks of 3 give 3 + 3 + 1.
 std::string pairs_text(int variant = 0) {
@@ -87,9 +76,9 @@ struct SweepFixture {
   std::string root = tmp.path;
   std::string dir = root + "/out";
   SweepFixture() {
-    write_random_checkpoint(root + "/base", 1);
-    write_random_checkpoint(root + "/run/checkpoint-20", 3);
-    write_random_checkpoint(root + "/run/checkpoint-10", 2);
+    cs_test::write_random_toy(root + "/base", 1);
+    cs_test::write_random_toy(root + "/run/checkpoint-20", 3);
+    cs_test::write_random_toy(root + "/run/checkpoint-10", 2);
     cs_test::write_file(root, "pairs.jsonl", pairs_text());
   }
   json spec_json() const {
@@ -189,7 +178,7 @@ TEST_CASE("sweep spec: glob, steps, names, the attribute block, and errors namin
 
   // Explicit entries: step given, or read from the name; a name without a step is refused.
   fs::create_directories(f.root + "/other/final");
-  write_random_checkpoint(f.root + "/other/final", 4);
+  cs_test::write_random_toy(f.root + "/other/final", 4);
   j = f.spec_json();
   j["checkpoints"] = json::array({"run/checkpoint-10", {{"path", "other/final"}, {"step", 15}, {"name", "late"}}});
   const sweep::SweepSpec e = f.spec(j);
@@ -379,7 +368,7 @@ TEST_CASE("sweep: 3 shards then merge equal direct attribution, reruns skip, cha
   REQUIRE(count_state(status_of(s4, f.dir).units, sweep::UnitState::kDone) == 9);
 
   // A retrained checkpoint (same shapes, new weights): its units only.
-  write_random_checkpoint(f.root + "/run/checkpoint-20", 99);
+  cs_test::write_random_toy(f.root + "/run/checkpoint-20", 99);
   const PlanStatus ps5 = status_of(s2, f.dir);
   const auto& st5 = ps5.units;
   REQUIRE(count_state(st5, sweep::UnitState::kStale) == 3);

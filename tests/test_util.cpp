@@ -1,5 +1,7 @@
 #include "test_util.hpp"
 
+#include "circuitscope/toy.hpp"
+
 #include <ftw.h>
 #include <unistd.h>
 
@@ -101,6 +103,18 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
     sbb += (b[i] - mb) * (b[i] - mb);
   }
   return sab / std::sqrt(saa * sbb);
+}
+
+void write_random_toy(const std::string& dir, uint64_t seed, int64_t max_positions) {
+  circuitscope::toy::ToyModelShape shape;
+  shape.layers = 2;
+  shape.d_model = 32;
+  shape.heads = 4;
+  shape.kv_heads = 2;
+  shape.d_mlp = 64;
+  shape.max_positions = max_positions;
+  auto m = circuitscope::toy::init_toy_model(shape, seed);
+  circuitscope::toy::save_hf_checkpoint(*m, dir);
 }
 
 }  // namespace cs_test

@@ -74,6 +74,9 @@ std::string write_file(const std::string& dir, const std::string& name, const st
 // Parses a JSON file; a JSONL file one value per non-empty line. Both REQUIRE that the file opens.
 nlohmann::json read_json_file(const std::string& path);
 std::vector<nlohmann::json> read_jsonl(const std::string& path);
+// A random-weight toy-lab checkpoint (2 layers, d_model 32, 4 heads, 2 kv heads, MLP 64) with the
+// toy tokenizer and chat template: a complete Hugging Face folder.
+void write_random_toy(const std::string& dir, uint64_t seed, int64_t max_positions = 64);
 // Loads a model from a folder under tests/data.
 // A model under tests/data on cs_test::device(), so the tests that use it also run on CUDA.
 std::unique_ptr<circuitscope::HookedTransformer> load_model(const std::string& rel, const std::string& dtype = "f32");

@@ -14,6 +14,7 @@
 #include "circuitscope/model.hpp"
 #include "command.hpp"
 #include "progress.hpp"
+#include "sampling_options.hpp"
 #include "shard_option.hpp"
 
 namespace circuitscope::app {
@@ -27,10 +28,7 @@ struct EvalOptions {
   std::string prompt_template = "{problem}";
   int64_t samples = 1;
   std::string ks;
-  bool greedy = false;
-  double temperature = 0.0, top_p = 1.0, min_p = 0.0;
-  int64_t top_k = 0;
-  uint64_t seed = 0;
+  SamplingCli sampling;
   int64_t max_new_tokens = 512, batch_size = 16, limit = 0;
   std::string ablate, scale, heads_from, set, mode, shard;
   std::optional<double> factor;
@@ -114,7 +112,7 @@ std::vector<EvalCondition> build_conditions(const EvalOptions& o, const ModelCon
     all.push_back(c);
   }
   if (o.random_control > 0) {
-    const uint64_t seed = o.control_seed.value_or(o.seed);
+    const uint64_t seed = o.control_seed.value_or(o.sampling.seed);
     for (const auto& c : head_conds) {
       if (c.mode == HeadMode::kNone) continue;
       for (auto& r : random_controls(c, o.random_control, cfg.n_heads, seed)) all.push_back(std::move(r));
@@ -133,17 +131,10 @@ int run_eval_command(const EvalOptions& o) {
   spec.prompt.chat_template_file = o.template_file;
   spec.prompt.prompt_template = o.prompt_template;
   spec.samples = o.samples;
-  const bool sampling = !o.greedy && (o.temperature > 0 || o.top_p < 1.0 || o.top_k > 0 || o.min_p > 0);
-  if (o.greedy && sampling) throw Error(ErrorCode::kUsage, "--greedy cannot be combined with sampling options");
-  if (!sampling && o.samples > 1)
+  spec.sampling = sampling_options(o.sampling);
+  if (spec.sampling.greedy && o.samples > 1)
     throw Error(ErrorCode::kUsage, "--samples " + std::to_string(o.samples) +
                                        " with greedy decoding gives identical samples: set --temperature (e.g. 0.6)");
-  spec.sampling.greedy = !sampling;
-  spec.sampling.temperature = o.temperature > 0 ? o.temperature : 1.0;
-  spec.sampling.top_p = o.top_p;
-  spec.sampling.top_k = o.top_k;
-  spec.sampling.min_p = o.min_p;
-  spec.sampling.seed = o.seed;
   spec.max_new_tokens = o.max_new_tokens;
   spec.batch_size = o.batch_size;
   spec.bootstrap_samples = o.bootstrap;
@@ -214,12 +205,7 @@ CommandRegistrar reg_cmd_eval(
                        "and put your final answer within \\boxed{}.\"");
        sub->add_option("--samples", o->samples, "samples per problem (n)")->check(CLI::PositiveNumber);
        sub->add_option("--k", o->ks, "k values for pass@k and success@k, comma-separated (default: 1, 2, 4, ... up to n, and n)");
-       sub->add_flag("--greedy", o->greedy, "greedy decoding (the default without sampling options)");
-       sub->add_option("--temperature", o->temperature, "sampling temperature (> 0 enables sampling)")->check(CLI::NonNegativeNumber);
-       sub->add_option("--top-p", o->top_p, "nucleus sampling threshold")->check(CLI::Range(0.0, 1.0));
-       sub->add_option("--top-k", o->top_k, "keep the k most likely tokens")->check(CLI::NonNegativeNumber);
-       sub->add_option("--min-p", o->min_p, "drop tokens below min_p x the top probability")->check(CLI::Range(0.0, 1.0));
-       sub->add_option("--seed", o->seed, "sampling seed: each (problem id, sample) gets its own seed from it");
+       add_sampling_options(sub, o->sampling, "sampling seed: each (problem id, sample) gets its own seed from it");
        sub->add_option("--max-new-tokens", o->max_new_tokens, "tokens per response (a longer one counts as cut)")
            ->check(CLI::PositiveNumber);
        sub->add_option("--batch-size", o->batch_size, "responses generated together")->check(CLI::PositiveNumber);

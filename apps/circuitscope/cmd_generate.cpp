@@ -11,6 +11,7 @@
 #include "circuitscope/model.hpp"
 #include "command.hpp"
 #include "prompts.hpp"
+#include "sampling_options.hpp"
 
 namespace circuitscope::app {
 namespace {
@@ -19,12 +20,7 @@ struct GenOptions {
   CommonModelOptions model;
   PromptOptions prompts;
   int64_t max_new_tokens = 32;
-  bool greedy = false;
-  double temperature = 0.0;  // 0 = greedy unless other sampling options are set
-  double top_p = 1.0;
-  int64_t top_k = 0;
-  double min_p = 0.0;
-  uint64_t seed = 0;
+  SamplingCli sampling;
   std::vector<std::string> ablate;
   std::vector<std::string> scale;
   bool json = false;
@@ -46,15 +42,8 @@ int run_generate(const GenOptions& o) {
   g.stop_strings = o.stop;
   if (!g.stop_strings.empty() && !prompts.tokenizer)
     throw Error(ErrorCode::kUsage, "--stop needs a tokenizer (tokenizer.json or tokenizer.model) in the model folder");
-  const bool sampling = !o.greedy && (o.temperature > 0 || o.top_p < 1.0 || o.top_k > 0 || o.min_p > 0);
-  if (o.greedy && (o.temperature > 0 || o.top_p < 1.0 || o.top_k > 0 || o.min_p > 0))
-    throw Error(ErrorCode::kUsage, "--greedy cannot be combined with --temperature/--top-p/--top-k/--min-p");
-  g.sampling.greedy = !sampling;
-  g.sampling.temperature = o.temperature > 0 ? o.temperature : 1.0;
-  g.sampling.top_p = o.top_p;
-  g.sampling.top_k = o.top_k;
-  g.sampling.min_p = o.min_p;
-  g.sampling.seed = o.seed;
+  g.sampling = sampling_options(o.sampling);
+  const bool sampling = !g.sampling.greedy;
   std::vector<HeadIntervention> edits;
   for (const auto& s : o.ablate) {
     HeadIntervention h = parse_head_intervention(s);
@@ -98,14 +87,7 @@ CommandRegistrar reg_cmd_generate({"generate", "Generate continuations (greedy o
                         add_prompt_options(sub, o->prompts);
                         sub->add_option("--max-new-tokens", o->max_new_tokens, "tokens to generate per prompt")
                             ->check(CLI::NonNegativeNumber);
-                        sub->add_flag("--greedy", o->greedy, "greedy decoding (the default when no sampling option is set)");
-                        sub->add_option("--temperature", o->temperature, "sampling temperature (> 0 enables sampling)")
-                            ->check(CLI::NonNegativeNumber);
-                        sub->add_option("--top-p", o->top_p, "nucleus sampling threshold")->check(CLI::Range(0.0, 1.0));
-                        sub->add_option("--top-k", o->top_k, "keep the k most likely tokens")->check(CLI::NonNegativeNumber);
-                        sub->add_option("--min-p", o->min_p, "drop tokens below min_p x the top probability")
-                            ->check(CLI::Range(0.0, 1.0));
-                        sub->add_option("--seed", o->seed, "sampling seed");
+                        add_sampling_options(sub, o->sampling);
                         sub->add_option("--ablate-head", o->ablate, "zero a head's output during generation: LAYER.HEAD");
                         sub->add_option("--scale-head", o->scale, "scale a head's output: LAYER.HEAD=FACTOR (e.g. 3.1=1.3)");
                         sub->add_option("--stop", o->stop, "stop a prompt once its generated text contains this string");
