@@ -365,4 +365,17 @@ TEST_CASE("eval command: pass@k recomputed from samples.jsonl, paired conditions
                                  "/x --ablate-heads 5.0",
                              out) == 2);
   CHECK(out.find("outside the model") != std::string::npos);
+  // Options that would be ignored are usage errors.
+  const std::string base = cs_test::binary_path() + " eval " + model + " --benchmark " + bench_path + " --out " + tmp.path + "/y ";
+  for (const char* opts : {"--ablate-heads 1.0 --factor 1.3", "--random-control 2", "--max-heads 2 --ablate-heads 1.0",
+                           "--scale-heads 1.0 --mode mean", "--condition a:zero:1.0=1.3", "--scale-heads 1.0="}) {
+    INFO(opts);
+    CHECK(cs_test::run_command(base + opts, out) == 2);
+  }
+  // A stray file in shards/ is ignored; a damaged shard is a format error naming it.
+  cs_test::write_file(sh + "/shards", "notes-of-x.json", "{}");
+  REQUIRE(cs_test::run_command(cs_test::binary_path() + " eval merge " + sh, out) == 0);
+  cs_test::write_file(sh + "/shards", "2-of-2.json", "{\"settings\": ");
+  CHECK(cs_test::run_command(cs_test::binary_path() + " eval merge " + sh, out) == 4);
+  CHECK(out.find("2-of-2.json: not an eval shard") != std::string::npos);
 }

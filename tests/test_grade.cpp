@@ -73,6 +73,9 @@ TEST_CASE("grade: the answer section and bad input lines", "[grade]") {
   bad.answer = "F";
   bad.choices = {"a", "b"};
   CHECK(cs_test::error_code_of([&] { grade_answer(bad); }) == 7);
+  json many = {{"response", "A"}, {"answer", "A"}, {"choices", json::array()}};
+  for (int i = 0; i < 27; ++i) many["choices"].push_back("c" + std::to_string(i));
+  CHECK(cs_test::error_code_of([&] { grade_item_from_json(many, "x"); }) == 7);
 }
 
 TEST_CASE("grade command: one JSON line per input line, ids kept, bad lines exit 7 naming the line", "[grade][cli]") {

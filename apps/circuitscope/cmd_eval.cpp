@@ -61,8 +61,15 @@ std::vector<EvalCondition> build_conditions(const EvalOptions& o, const ModelCon
   std::vector<EvalCondition> head_conds;
   const bool mode_given = !o.mode.empty();
   const HeadMode mode = mode_given ? parse_mode(o.mode) : HeadMode::kZero;
-  if (mode == HeadMode::kScale && !o.factor && o.scale.empty())
-    throw Error(ErrorCode::kUsage, "--mode scale needs --factor F");
+  if (!o.set.empty() && mode == HeadMode::kScale && !o.factor)
+    throw Error(ErrorCode::kUsage, "--set with --mode scale needs --factor F");
+  if (o.factor && mode != HeadMode::kScale && o.scale.empty())
+    throw Error(ErrorCode::kUsage, "--factor applies to --mode scale (with --set) or to --scale-heads; give --mode scale");
+  if (mode_given && o.ablate.empty() && o.set.empty())
+    throw Error(ErrorCode::kUsage, "--mode applies to --ablate-heads and --set; --scale-heads always scales and "
+                                   "--condition names its own mode");
+  if (o.max_heads > 0 && o.set.empty()) throw Error(ErrorCode::kUsage, "--max-heads applies to --set");
+  if (o.control_seed && o.random_control == 0) throw Error(ErrorCode::kUsage, "--control-seed needs --random-control K");
   if (!o.ablate.empty()) {
     if (mode == HeadMode::kScale) throw Error(ErrorCode::kUsage, "--ablate-heads takes --mode zero or mean; use --scale-heads to scale");
     EvalCondition c;
@@ -111,6 +118,8 @@ std::vector<EvalCondition> build_conditions(const EvalOptions& o, const ModelCon
     validate_condition(c, cfg.n_layers, cfg.n_heads);
     all.push_back(c);
   }
+  if (o.random_control > 0 && head_conds.empty())
+    throw Error(ErrorCode::kUsage, "--random-control needs a head condition (--ablate-heads, --scale-heads, --set or --condition)");
   if (o.random_control > 0) {
     const uint64_t seed = o.control_seed.value_or(o.sampling.seed);
     for (const auto& c : head_conds) {

@@ -39,7 +39,12 @@ int run_grade(const GradeOptions& o) {
     }
     GradeItem item = grade_item_from_json(j, where);
     if (o.think_open && !j.contains("think_open")) item.think_open = true;
-    const GradeResult r = grade_answer(item);
+    GradeResult r;
+    try {
+      r = grade_answer(item);
+    } catch (const Error& e) {
+      throw Error(e.code(), where + ": " + e.what());
+    }
     nlohmann::ordered_json out;
     if (j.contains("id")) out["id"] = j["id"];
     out["extracted"] = r.extracted ? nlohmann::ordered_json(*r.extracted) : nlohmann::ordered_json();

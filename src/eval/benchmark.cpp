@@ -46,7 +46,13 @@ Benchmark load_benchmark(const std::string& path) {
     it.choices = gi.choices;
     it.aliases = gi.aliases;
     it.kind = gi.kind;
-    if (gi.resolved_kind() == AnswerKind::kChoice) grade_answer(gi);  // rejects a reference that is no choice
+    if (gi.resolved_kind() == AnswerKind::kChoice) {
+      try {
+        grade_answer(gi);  // rejects a reference that is no choice
+      } catch (const Error& e) {
+        throw Error(e.code(), where + ": " + e.what());
+      }
+    }
     b.items.push_back(std::move(it));
   }
   if (b.items.empty()) throw Error(ErrorCode::kInput, path + ": no problems");

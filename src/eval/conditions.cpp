@@ -115,6 +115,7 @@ EvalCondition parse_condition(const std::string& spec, const HeadSets* heads_fro
   } else {
     throw bad("unknown mode '" + mode + "'");
   }
+  if (c.mode != HeadMode::kScale && heads.find('=') != std::string::npos) throw bad("factors apply to scale only");
   c.heads = parse_head_list(heads, heads_from, factor);
   if (c.mode == HeadMode::kScale)
     for (const auto& h : c.heads)

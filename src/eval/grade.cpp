@@ -452,6 +452,7 @@ std::string normalize_math_answer(const std::string& answer) {
   using namespace grade_impl;
   std::string s = strip_delimiters(answer);
   for (const char* junk : {"\\left", "\\right", "\\displaystyle", "\\!", "\\,", "\\;", "\\:", "\\ ", "~"}) replace_all(s, junk, "");
+  for (const char* delim : {"\\(", "\\)", "\\[", "\\]", "$"}) replace_all(s, delim, "");
   replace_all(s, "\\dfrac", "\\frac");
   replace_all(s, "\\tfrac", "\\frac");
   s = trim_ws(unwrap_or_drop_text_groups(s));
@@ -470,8 +471,8 @@ std::string normalize_math_answer(const std::string& answer) {
     const std::string rest = trim_ws(s.substr(n));
     if (std::all_of(rest.begin(), rest.end(), [](char c) { return is_alpha(c) || is_space(c); })) s = s.substr(0, n);
   }
-  s = brace_short_arguments(s);
   s.erase(std::remove_if(s.begin(), s.end(), [](char c) { return is_space(c); }), s.end());
+  s = brace_short_arguments(s);
   while (!s.empty() && s.back() == '.') s.pop_back();
   return s;
 }
@@ -590,6 +591,8 @@ GradeItem grade_item_from_json(const nlohmann::json& j, const std::string& origi
     return out;
   };
   item.choices = string_list("choices");
+  if (item.choices.size() > 26)
+    throw Error(ErrorCode::kInput, origin + ": " + std::to_string(item.choices.size()) + " choices; at most 26 (letters A-Z)");
   item.aliases = string_list("aliases");
   if (j.contains("type") && !j.at("type").is_null()) {
     const std::string t = j.at("type").is_string() ? j.at("type").get<std::string>() : "";

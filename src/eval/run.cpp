@@ -195,7 +195,9 @@ EvalRun run_eval(HookedTransformer& model, const std::string& model_dir, const B
         if (gen.finish_reasons[r - start] == "eos" && !body.empty()) body.pop_back();
         smp.loop = detect_loop(body, smp.finish_reason == "length", spec.loop).looping;
         GradeItem gi;
-        gi.response = smp.response;
+        // Graded without the final EOS: models whose EOS text is not <|im_end|> (</s>,
+        // <｜end▁of▁sentence｜>) would otherwise glue it to the answer.
+        gi.response = body.size() == toks.size() ? smp.response : tok->decode(body, /*skip_special_tokens=*/false);
         gi.answer = item.answer;
         gi.choices = item.choices;
         gi.aliases = item.aliases;

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -379,9 +380,10 @@ EvalRun merge_eval_shards(const std::string& dir) {
   int64_t count = -1;
   for (const auto& e : fs::directory_iterator(shards)) {
     const std::string f = e.path().filename().string();
-    const size_t of = f.find("-of-");
-    if (of == std::string::npos || e.path().extension() != ".json") continue;
-    const int64_t c = std::stoll(f.substr(of + 4));
+    static const std::regex kName("([0-9]{1,6})-of-([0-9]{1,6})\\.json");
+    std::smatch m;
+    if (!std::regex_match(f, m, kName)) continue;  // samples files, editor leftovers
+    const int64_t c = std::stoll(m[2].str());
     if (count >= 0 && c != count)
       throw Error(ErrorCode::kInput, "'" + shards.string() + "' holds shards of " + std::to_string(count) + " and of " +
                                          std::to_string(c) + " parts; remove the stale ones");
@@ -397,12 +399,16 @@ EvalRun merge_eval_shards(const std::string& dir) {
       missing.push_back(std::to_string(i));
       continue;
     }
-    const nlohmann::ordered_json meta = nlohmann::ordered_json::parse(read_text_file(stem + ".json"));
-    if (run.settings.is_null()) run.settings = meta.at("settings");
-    else if (meta.at("settings") != run.settings)
-      throw Error(ErrorCode::kInput, "shard " + stem + ".json was run with other settings than shard 1 (model, benchmark, "
-                                     "prompts, sampling or conditions differ); rerun it");
-    for (const auto& id : meta.at("problem_ids")) run.problem_ids.push_back(id.get<std::string>());
+    try {
+      const nlohmann::ordered_json meta = nlohmann::ordered_json::parse(read_text_file(stem + ".json"));
+      if (run.settings.is_null()) run.settings = meta.at("settings");
+      else if (meta.at("settings") != run.settings)
+        throw Error(ErrorCode::kInput, "shard " + stem + ".json was run with other settings than shard 1 (model, "
+                                       "benchmark, prompts, sampling or conditions differ); rerun it");
+      for (const auto& id : meta.at("problem_ids")) run.problem_ids.push_back(id.get<std::string>());
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(ErrorCode::kFormat, stem + ".json: not an eval shard (" + std::string(e.what()) + "); rerun that shard");
+    }
     parts.push_back(read_samples(stem + ".samples.jsonl"));
   }
   if (!missing.empty()) {

@@ -26,6 +26,7 @@ HeadIntervention parse_head_intervention(const std::string& spec) {
     h.layer = std::stoll(lh.substr(0, dot), &u1);
     h.head = std::stoll(lh.substr(dot + 1), &u2);
     if (u1 != dot || u2 != lh.size() - dot - 1) throw bad();
+    if (eq != std::string::npos && factor.empty()) throw bad();
     if (!factor.empty()) {
       size_t u3 = 0;
       h.factor = std::stod(factor, &u3);
