@@ -72,6 +72,11 @@ done
 for post in sft grpo; do
   printf '%-5s vs base: %s\n' "$post" "$(grep -m1 '^emergent' "$REP/compare_${post}.txt")"
 done
+for post in sft grpo; do
+  printf '%-5s circuit: %s\n' "$post" "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))
+print("{} edges, faithfulness {:.3f}".format(r["circuit"]["edges"], r["faithfulness"]["normalized"]))' "$REP/${post}.json")"
+done
+echo "(what to expect: the ranges over seeds in the README's demo section; one seed's figures vary by machine)"
 echo "outputs: $OUT (toy/ checkpoints, data/ pairs, reports/ attribute + compare JSON, DOT graphs)"
 echo "report page: $REP/report.html (one file: open it in a browser)"
 echo "total $(( $(date +%s) - start )) s"

@@ -209,3 +209,30 @@ TEST_CASE("toy training resumes to the same weights as an uninterrupted run (sft
   }
   cs_test::remove_tree(dir);
 }
+
+TEST_CASE("toy training defaults: 8 checkpoints per post-training stage, GRPO with 32 prompts per step", "[toy]") {
+  for (const std::string stage : {"base", "sft", "grpo"}) {
+    INFO(stage);
+    TrainOptions o;
+    o.stage = stage;
+    o.out_dir = "unused";
+    if (stage == "grpo") o.init_dir = "unused-init";
+    const TrainOptions r = resolve_train_defaults(o);
+    // A checkpoint is saved at every multiple of save_every (and at the last step).
+    int64_t checkpoints = 0;
+    for (int64_t step = 1; step <= r.steps; ++step) checkpoints += step % r.save_every == 0 || step == r.steps;
+    REQUIRE(checkpoints == (stage == "base" ? 4 : 8));
+    REQUIRE(r.batch_size == 32);
+  }
+  TrainOptions g;
+  g.stage = "grpo";
+  g.out_dir = "unused";
+  g.init_dir = "unused-init";
+  const TrainOptions r = resolve_train_defaults(g);
+  REQUIRE(r.steps == 64);
+  REQUIRE(r.lr == 2e-4);
+  REQUIRE(r.group_size == 8);
+  // An explicit interval is kept.
+  g.save_every = 5;
+  REQUIRE(resolve_train_defaults(g).save_every == 5);
+}

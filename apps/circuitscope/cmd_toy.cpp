@@ -170,11 +170,11 @@ CommandRegistrar reg_cmd_toy({"toy", "Toy lab: train tiny Qwen2 models on arithm
                         tr->add_option("--stage", t.stage, "base | sft | grpo")->required()->check(CLI::IsMember({"base", "sft", "grpo"}));
                         tr->add_option("--out", t.out_dir, "output folder (checkpoint-STEP/, final/, logs)")->required();
                         tr->add_option("--init", t.init_dir, "starting checkpoint (sft: a base one; grpo: sft or base, also the KL reference)");
-                        tr->add_option("--steps", t.steps, "optimizer steps (default: base 600, sft 800, grpo 40)");
-                        tr->add_option("--save-every", t.save_every, "checkpoint interval in steps (default steps/4)");
+                        tr->add_option("--steps", t.steps, "optimizer steps (default: base 600, sft 800, grpo 64)");
+                        tr->add_option("--save-every", t.save_every, "checkpoint interval in steps (default: base steps/4, sft and grpo steps/8)");
                         tr->add_option("--seed", t.seed, "seed for initialisation, data and sampling");
-                        tr->add_option("--batch-size", t.batch_size, "sequences per step (grpo: prompts per step); default 32 (grpo 8)");
-                        tr->add_option("--lr", t.lr, "peak learning rate (default: base 3e-3, sft 2e-3, grpo 1e-4)");
+                        tr->add_option("--batch-size", t.batch_size, "sequences per step (grpo: prompts per step); default 32");
+                        tr->add_option("--lr", t.lr, "peak learning rate (default: base 3e-3, sft 2e-3, grpo 2e-4)");
                         tr->add_option("--weight-decay", t.weight_decay, "AdamW weight decay on matrices");
                         tr->add_option("--warmup", t.warmup_fraction, "warmup share of the steps (cosine decay after)");
                         tr->add_option("--think", o->think, "on | off (default: off for base, on for sft and grpo)");

@@ -136,8 +136,8 @@ struct TrainOptions {
   ToyModelShape shape;  // used when there is no init_dir
   uint64_t seed = 1;
   int64_t steps = 0;        // 0: the stage's default
-  int64_t save_every = 0;   // 0: steps / 4
-  int64_t batch_size = 0;   // base, sft: sequences per step (32); grpo: prompts per step (8). 0: default
+  int64_t save_every = 0;   // 0: steps / 4 (base), steps / 8 (sft, grpo)
+  int64_t batch_size = 0;   // base, sft: sequences per step (32); grpo: prompts per step (32). 0: default
   double lr = 0.0;          // 0: the stage's default
   double weight_decay = 0.01;
   double warmup_fraction = 0.05;
