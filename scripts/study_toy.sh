@@ -3,7 +3,7 @@
 #
 #   bash scripts/study_toy.sh                    # seeds 1-5, two seeds at a time, one thread each
 #   STUDY_SEEDS="1 2 3 4 5 6 7 8" STUDY_JOBS=1 STUDY_THREADS=2 bash scripts/study_toy.sh
-#   bash scripts/study_toy.sh --seed 3           # one seed only (what a SLURM array task runs)
+#   bash scripts/study_toy.sh --seed 3           # one seed only, with an existing build (what a SLURM array task runs)
 #   bash scripts/study_toy.sh --summary          # only the table, from the seeds already done
 #
 # For each seed, in ${STUDY_OUT:-out/study}/seed-S/:
@@ -17,8 +17,9 @@
 # Then scripts/study_summary.py writes study.json and study.md (the table and a verdict per claim).
 # Every step resumes: training from its last checkpoint, sweeps skip finished units, and finished
 # evaluations are kept. Each seed's training is deterministic for its seed and thread count.
-# As a SLURM array: sbatch --array=1-5 --cpus-per-task=2 --wrap 'bash scripts/study_toy.sh --seed $SLURM_ARRAY_TASK_ID',
-# then `bash scripts/study_toy.sh --summary`.
+# As a SLURM array (not run on SLURM here): build once, then
+#   sbatch --array=1-5 --cpus-per-task=2 --export=ALL,STUDY_THREADS=2 --wrap 'bash scripts/study_toy.sh --seed $SLURM_ARRAY_TASK_ID'
+# and, when the array is done, `bash scripts/study_toy.sh --summary`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -103,8 +104,13 @@ if [[ $mode == internal ]]; then
 fi
 
 if [[ $mode != summary ]]; then
-  BUILD_TARGET=circuitscope bash scripts/build.sh
-  [[ $mode == one ]] && SEEDS=$seed_arg
+  if [[ $mode == one ]]; then
+    # Array tasks share one build: building here would race between tasks.
+    [[ -x build/circuitscope ]] || { echo "study_toy.sh --seed: build/circuitscope is missing; run scripts/build.sh first" >&2; exit 2; }
+    SEEDS=$seed_arg
+  else
+    BUILD_TARGET=circuitscope bash scripts/build.sh
+  fi
   start=$(date +%s)
   for s in $SEEDS; do mkdir -p "$OUT/seed-$s"; done
   echo "seeds: $SEEDS; $JOBS at a time, $THREADS thread(s) each; logs in $OUT/seed-S/study.log"
