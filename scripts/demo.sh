@@ -11,6 +11,8 @@
 # reports/ (attribute reports, compare JSON, Graphviz DOT of each circuit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CS_PORTABLE_KERNELS=1: the same OpenBLAS and ATen kernels on every x86-64 CPU with AVX2 (README, Toy lab).
+if [[ ${CS_PORTABLE_KERNELS:-0} == 1 ]]; then export OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2; fi
 start=$(date +%s)
 step() { printf '\n== [%4ds] %s\n' $(( $(date +%s) - start )) "$*"; }
 

@@ -33,12 +33,15 @@ def stats(values):
     v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
     n = len(v)
     if n == 0:
-        return {"n": 0, "mean": None, "sd": None, "min": None, "max": None, "ci95": None, "values": values}
+        return {"n": 0, "mean": None, "sd": None, "min": None, "max": None, "ci95": None, "pred95": None, "values": values}
     mean = sum(v) / n
     sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1)) if n > 1 else None
     half = t95(n - 1) * sd / math.sqrt(n) if n > 1 else None
+    # Where one more run (another seed, or this seed on another machine) should fall, 95%.
+    pred = t95(n - 1) * sd * math.sqrt(1 + 1 / n) if n > 1 else None
     return {"n": n, "mean": mean, "sd": sd, "min": min(v), "max": max(v),
-            "ci95": [mean - half, mean + half] if half is not None else None, "values": values}
+            "ci95": [mean - half, mean + half] if half is not None else None,
+            "pred95": [mean - pred, mean + pred] if pred is not None else None, "values": values}
 
 
 def verdict(s, threshold=0.0, direction=+1):

@@ -22,6 +22,8 @@
 # and, when the array is done, `bash scripts/study_toy.sh --summary`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CS_PORTABLE_KERNELS=1: the same OpenBLAS and ATen kernels on every x86-64 CPU with AVX2 (README, Toy lab).
+if [[ ${CS_PORTABLE_KERNELS:-0} == 1 ]]; then export OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2; fi
 ROOT=$(pwd)
 OUT=${STUDY_OUT:-out/study}
 SEEDS=${STUDY_SEEDS:-1 2 3 4 5}

@@ -8,7 +8,7 @@ Each seed has the same sweep: heads h0 (in every circuit), h1 (emerges at step 1
   emerged ever {h1, h2}, of which h1 is in the last circuit -> retained share 0.5;
   Pearson([2, 1, 1], [0.1, 0.2, 0.3]) = -0.1 / sqrt(6/9 * 0.02) = -0.8660.
 Across the three seeds: SFT accuracy 0.2, 0.3, 0.4 -> mean 0.3, sd 0.1, 95% half-width
-4.303 * 0.1 / sqrt(3) = 0.24844.
+4.303 * 0.1 / sqrt(3) = 0.24844; for one more run 4.303 * 0.1 * sqrt(4/3) = 0.49687.
 """
 import json
 import math
@@ -78,6 +78,8 @@ def main():
         s = q["acc_sft"]
         check(close(s["mean"], 0.3) and close(s["sd"], 0.1), f"acc_sft {s}")
         check(close(s["ci95"][0], 0.3 - 0.24844) and close(s["ci95"][1], 0.3 + 0.24844), f"acc_sft ci {s['ci95']}")
+        # Prediction range for one more run: 4.303 * 0.1 * sqrt(1 + 1/3) = 0.49687.
+        check(close(s["pred95"][0], 0.3 - 0.49687) and close(s["pred95"][1], 0.3 + 0.49687), f"acc_sft pred {s['pred95']}")
         seed = r["per_seed"][0]["sft"]
         check(seed["emergent"] == 1 and seed["lost"] == 1 and seed["retained"] == 1, f"counts {seed}")
         check(seed["added_per_interval"] == [0, 0] and seed["dropped_per_interval"] == [1, 0], f"churn {seed}")
