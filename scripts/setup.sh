@@ -12,6 +12,7 @@ PKGS=(
   libpcre2-dev                 # regex engine for tokenizer.json Split pre-tokenizers
   libutf8proc-dev              # Unicode normalization (NFC/NFKC) for tokenizer.json normalizers
   libgraphviz-dev              # circuit graphs laid out and rendered in-process (cgraph + gvc)
+  python3                      # the study statistics (scripts/study_summary.py, a ctest entry) and scripts/*.sh helpers
 )
 
 missing=()
