@@ -48,7 +48,7 @@ run_seed() {  # run_seed SEED: everything for one seed; logs to seed-S/study.log
   say() { printf '[seed %s %4ds] %s\n' "$seed" $(( $(date +%s) - t0 )) "$*"; }
   say "train base, SFT, GRPO"
   $CS toy train --stage base --out "$d/toy/base" --seed "$seed" --no-progress
-  $CS toy train --stage sft --init "$d/toy/base/final" --out "$d/toy/sft" --seed "$seed" --save-every 100 --no-progress
+  $CS toy train --stage sft --init "$d/toy/base/final" --out "$d/toy/sft" --seed "$seed" --no-progress
   $CS toy train --stage grpo --init "$d/toy/sft/final" --out "$d/toy/grpo" --seed "$seed" --no-progress
 
   say "held-out accuracy (greedy, $EVAL_N problems)"
