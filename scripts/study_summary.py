@@ -23,6 +23,7 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8:
 
 
 def t95(df):
+    # Between tabulated values, the next smaller df's quantile: slightly wider intervals, never narrower.
     if df in T95:
         return T95[df]
     keys = sorted(k for k in T95 if k <= df)
@@ -108,6 +109,7 @@ def sweep_stats(summary, report_dir):
     edges = lambda r: (r.get("circuit") or {}).get("edges")
     return {
         "checkpoints": len(steps),
+        "checkpoint_steps": [s["step"] for s in steps],
         "base_heads": base_heads,
         "final_heads": last["circuit_heads"],
         "emergent": last["emergent"],
@@ -211,8 +213,7 @@ def main():
 
     curves = [s["grpo"]["reward_per_checkpoint"] for s in seeds]
     if all(len(c) == len(curves[0]) and None not in c for c in curves):
-        q["grpo_reward_curve_steps"] = [st["step"] for st in load(os.path.join(seeds[0]["dir"], "sweep_grpo", "summary.json"))["steps"]
-                                        if st["step"] > 0]
+        q["grpo_reward_curve_steps"] = seeds[0]["grpo"]["checkpoint_steps"]
         q["grpo_reward_curve"] = [stats([c[i] for c in curves]) for i in range(len(curves[0]))]
 
     claims = []
