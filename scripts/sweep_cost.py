@@ -66,7 +66,7 @@ def main():
             with open(f) as fh:
                 u = json.load(fh)
             if u.get("n_examples", 0) > 0:
-                units.append((u["seconds"], u["n_examples"]))
+                units.append((u["run"]["seconds"] if "run" in u else u["seconds"], u["n_examples"]))
         if not units:
             sys.exit(f"sweep_cost: no finished unit with pairs under {a.dir}/units")
         per_pair = statistics.median(s / n for s, n in units)

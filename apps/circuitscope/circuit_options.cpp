@@ -122,7 +122,7 @@ void apply_config_json(CLI::App* sub, const nlohmann::json& j, const std::string
     if (!opt) throw Error(ErrorCode::kUsage, path + ": unknown key '" + key + "' (not an option of '" + sub->get_name() + "')");
     if (opt->count() > 0) continue;  // the command line wins
     std::vector<std::string> vals;
-    auto one = [&](const nlohmann::json& v) {
+    auto one = [&vals, &path, key = std::string(key)](const nlohmann::json& v) {  // clang < 16: no capture of a binding
       if (v.is_string()) vals.push_back(v.get<std::string>());
       else if (v.is_boolean()) vals.push_back(v.get<bool>() ? "true" : "false");
       else if (v.is_number()) vals.push_back(v.dump());

@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/chat_template.hpp"
 #include "circuitscope/error.hpp"
 #include "circuitscope/tokenizer_json.hpp"
@@ -52,9 +53,10 @@ int run_batch(const ChatFormatOptions& o, const TokenizerConfig& cfg, const Jinj
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = o.input_jsonl + ":" + std::to_string(n);
     nlohmann::ordered_json row;
+    check_json_depth(line, where);
     try {
       row = nlohmann::ordered_json::parse(line);
-    } catch (const nlohmann::ordered_json::parse_error& e) {
+    } catch (const nlohmann::ordered_json::exception& e) {
       throw Error(ErrorCode::kInput, where + ": invalid JSON: " + e.what());
     }
     if (!row.is_object() || !row.contains("messages") || !row["messages"].is_array())

@@ -38,13 +38,7 @@ int run_compare(const CompareOptions& o) {
     std::cout << line << "\n";
   }
   if (!o.out.empty()) {
-    const std::string tmp = o.out + ".tmp";
-    {
-      std::ofstream f(tmp);
-      f << comparison_to_json(c).dump(1) << "\n";
-      if (!f.flush()) throw Error(ErrorCode::kIo, "cannot write '" + tmp + "'");
-    }
-    if (std::rename(tmp.c_str(), o.out.c_str()) != 0) throw Error(ErrorCode::kIo, "cannot write '" + o.out + "'");
+    write_file_atomically(o.out, comparison_to_json(c).dump(1) + "\n");
     spdlog::info("wrote {}", o.out);
   }
   if (!o.html.empty()) {

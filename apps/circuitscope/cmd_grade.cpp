@@ -6,6 +6,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/error.hpp"
 #include "circuitscope/grade.hpp"
 #include "command.hpp"
@@ -32,6 +33,7 @@ int run_grade(const GradeOptions& o) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = o.input + ":" + std::to_string(lineno);
     nlohmann::json j;
+    check_json_depth(line, where);
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {

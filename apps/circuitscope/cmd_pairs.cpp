@@ -11,6 +11,7 @@
 #include "circuitscope/error.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/pairs.hpp"
+#include "circuitscope/report.hpp"
 #include "circuitscope/tokenizer_json.hpp"
 #include "command.hpp"
 
@@ -40,12 +41,6 @@ struct PairsOptions {
   std::string form = "answer";
 };
 
-std::ofstream open_out(const std::string& path) {
-  std::ofstream out(path);
-  if (!out) throw Error(ErrorCode::kIo, "cannot write '" + path + "'");
-  return out;
-}
-
 void put_id(nlohmann::ordered_json& j, const PromptItem& it) {
   if (!it.id.empty()) j["id"] = nlohmann::ordered_json::parse(it.id);
 }
@@ -62,7 +57,8 @@ int run_numeric(const PairsOptions& o) {
   if (!tok_dir.empty()) tok = load_tokenizer(tok_dir);
   else spdlog::warn("no tokenizer given (--tokenizer DIR): answers are made to differ in their first character");
   const auto items = read_prompt_file(o.prompts);
-  std::ofstream out = open_out(o.out);
+  AtomicFileWriter file(o.out);  // appears whole, once every line is written
+  std::ostream& out = file.stream();
   std::mt19937_64 rng(o.seed);
   NumericPairOptions nopts;
   nopts.max_operand = o.max_operand;
@@ -96,7 +92,7 @@ int run_numeric(const PairsOptions& o) {
     out << j.dump() << "\n";
     ++written;
   }
-  if (!out.flush()) throw Error(ErrorCode::kIo, "cannot write '" + o.out + "'");
+  file.commit();
   spdlog::info("wrote {} numeric pair(s) to {}; {} problem(s) skipped (no operand change moves the answer's first token)",
                written, o.out, unchanged);
   if (written == 0) spdlog::warn("no pair written");
@@ -113,7 +109,8 @@ int run_pairs(const PairsOptions& o) {
   if (o.greedy && (o.temperature > 0 || o.top_p < 1.0 || o.top_k > 0))
     throw Error(ErrorCode::kUsage, "--greedy cannot be combined with --temperature/--top-p/--top-k");
   const auto items = read_prompt_file(o.prompts);
-  std::ofstream out = open_out(o.out);
+  AtomicFileWriter file(o.out);  // appears whole, once every line is written
+  std::ostream& out = file.stream();
 
   // A is the post-trained model (clean), B the base model (corrupted); --reverse swaps the roles.
   const std::string& dir_a = o.dirs[0];
@@ -139,7 +136,7 @@ int run_pairs(const PairsOptions& o) {
   const OpeningPairs pairs = make_opening_pairs(
       dir_a, dir_b, items, po, [&](int64_t done, int64_t total) { eta(static_cast<size_t>(done), static_cast<size_t>(total)); });
   for (const std::string& line : pairs.lines) out << line << "\n";
-  if (!out.flush()) throw Error(ErrorCode::kIo, "cannot write '" + o.out + "'");
+  file.commit();
   const size_t written = pairs.lines.size();
   spdlog::info("wrote {} pair(s) to {} (clean = {}, corrupted = {})", written, o.out, o.reverse ? dir_b : dir_a,
                o.reverse ? dir_a : dir_b);

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/error.hpp"
 #include "circuitscope/tokenizer_json.hpp"
 #include "command.hpp"
@@ -83,9 +84,10 @@ int run_batch(const Tokenizer& tok, const TokenizeOptions& o) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::string where = o.input_jsonl + ":" + std::to_string(n);
     nlohmann::json j;
+    check_json_depth(line, where);
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       throw Error(ErrorCode::kInput, where + ": not valid JSON: " + e.what());
     }
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {

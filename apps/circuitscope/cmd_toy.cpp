@@ -11,6 +11,7 @@
 #include "circuitscope/error.hpp"
 #include "circuitscope/hooks.hpp"
 #include "circuitscope/model.hpp"
+#include "circuitscope/report.hpp"
 #include "circuitscope/toy.hpp"
 #include "command.hpp"
 
@@ -151,11 +152,10 @@ int run_problems(ToyCliOptions& o) {
   e.spec = info->spec;
   apply_spec_overrides(o, e.spec);
   const auto problems = toy::sample_eval_problems(e.spec, info->eval_fraction, e.n, e.seed);
-  std::ofstream f(o.problems_out, std::ios::trunc);
-  if (!f) throw Error(ErrorCode::kIo, "cannot write '" + o.problems_out + "'");
+  std::string text;
   for (const auto& p : problems)
-    f << nlohmann::json{{"prompt", toy::user_message(p)}, {"problem", p.text()}, {"answer", p.answer()}}.dump() << "\n";
-  if (!f.flush()) throw Error(ErrorCode::kIo, "write to '" + o.problems_out + "' failed");
+    text += nlohmann::json{{"prompt", toy::user_message(p)}, {"problem", p.text()}, {"answer", p.answer()}}.dump() + "\n";
+  write_file_atomically(o.problems_out, text);
   spdlog::info("wrote {} held-out problems to {}", problems.size(), o.problems_out);
   return 0;
 }

@@ -115,7 +115,9 @@ int main(int argc, char** argv) {
   int verbosity = 0;
   bool quiet = false;
   int threads = 0;
+  bool strict = false;
   cli.add_flag("-v,--verbose", verbosity, "more logging: -v debug, -vv trace");
+  cli.add_flag("--strict", strict, "NaN or Inf in weights or activations is an error (exit 7), not a warning");
   cli.add_flag("-q,--quiet", quiet, "only errors on stderr");
   cli.add_option("--threads", threads, "CPU threads for libtorch and BLAS (default: $OMP_NUM_THREADS, else all cores)");
 
@@ -137,6 +139,7 @@ int main(int argc, char** argv) {
     // libtorch's default here is 1 thread; use every core unless told otherwise. OMP_NUM_THREADS is
     // how batch schedulers (SLURM's --cpus-per-task) and the kernel-variant runs say it.
     set_num_threads(threads > 0 ? threads : default_num_threads());
+    set_strict_numerics(strict);
     for (auto& [sub, run] : runners)
       if (sub->parsed()) return run();
   } catch (const Error& e) {

@@ -63,8 +63,14 @@ struct PairReadOptions {
   bool allow_empty = false;
 };
 
-// Blank lines are ignored. A bad line throws Error(kInput) "PATH:LINE: reason" unless skip_bad.
+// Blank lines are ignored. A bad line throws Error(kInput) "PATH:LINE: reason" unless skip_bad;
+// a line longer than 16 MiB is bad ("line is N bytes; the limit is 16 MiB") and is not parsed.
 PairDataset read_pairs_jsonl(const std::string& path, const PairReadOptions& opts);
+
+// One non-blank line of such a file (what read_pairs_jsonl does per line; `line` is left 0).
+// Throws Error(kInput) with the reason, without PATH:LINE; the tokenizer's and render_prompt's own
+// errors pass through as they are.
+PairExample parse_pair_line(const std::string& line, const PairReadOptions& opts);
 
 }  // namespace circuitscope
 

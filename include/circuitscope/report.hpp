@@ -6,6 +6,8 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <iosfwd>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,7 +62,27 @@ ReportEdges report_edges(const nlohmann::json& report, const std::string& path);
 nlohmann::json read_json_file(const std::string& path, bool allow_comments = false);
 // The bytes of a file; Error(kIo) naming it when it cannot be read.
 std::string read_text_file(const std::string& path);
-// Temporary file in the same folder, then rename: readers never see half a report.
+// Temporary file in the same folder, flushed to disk, then renamed over `path`: readers (and a
+// process killed mid-write) find the old file or the new one, never half of one. A killed writer
+// may leave its PATH.tmp.* file behind.
 void write_file_atomically(const std::string& path, const std::string& text);
+
+// The same for output written as it is produced (JSONL streams): write to stream(), then
+// commit(). Destroyed without commit() (an error, an exception), the temporary file is removed
+// and `path` is left as it was.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::string path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+  std::ostream& stream();
+  void commit();
+
+ private:
+  std::string path_, tmp_;
+  std::unique_ptr<std::ofstream> out_;
+  bool committed_ = false;
+};
 
 }  // namespace circuitscope

@@ -36,4 +36,10 @@ int64_t peak_device_memory_bytes(const c10::Device& d);
 // A duration for progress lines, the one format all commands use: "4.2s", "37s", "3m05s", "2h07m".
 std::string format_duration(double seconds);
 
+// NaN or Inf in weights or activations: a warning naming the tensor, or with --strict
+// (set_strict_numerics(true)) an Error(kInput).
+void set_strict_numerics(bool strict);
+bool strict_numerics();
+void report_non_finite(const std::string& message);
+
 }  // namespace circuitscope

@@ -33,6 +33,9 @@ struct TensorInfo {
 class SafetensorsFile {
  public:
   static std::shared_ptr<SafetensorsFile> open(const std::string& path);
+  // The same validation on a file's content held in memory (the fuzz target; files not on disk).
+  // `name` stands for the path in messages and in path(); the object owns `bytes`.
+  static std::shared_ptr<SafetensorsFile> from_bytes(std::string bytes, const std::string& name);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
@@ -43,12 +46,16 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   uint64_t file_size() const { return size_; }
   const std::string& header_json() const { return header_; }
-  const uint8_t* bytes() const { return static_cast<const uint8_t*>(map_); }  // the whole mapped file
+  const uint8_t* bytes() const { return base_; }  // the whole file (mapped, or held by from_bytes)
 
  private:
   SafetensorsFile() = default;
+  // Validates the header of the size_ bytes at base_ and fills the tensor table (open and from_bytes).
+  void parse();
   std::string path_;
-  void* map_ = nullptr;
+  void* map_ = nullptr;   // the mapping (open); nullptr for from_bytes
+  std::string owned_;     // the content (from_bytes)
+  const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
   std::string header_;
   std::vector<TensorInfo> tensors_;
@@ -62,6 +69,8 @@ class TensorStore {
  public:
   static TensorStore open_dir(const std::string& dir);
   static TensorStore open_file(const std::string& path);
+  // One file already open (e.g. SafetensorsFile::from_bytes); source() is its path().
+  static TensorStore from_file(std::shared_ptr<SafetensorsFile> file);
 
   const TensorInfo* find(const std::string& name) const;
   const TensorInfo& at(const std::string& name) const;  // throws naming the tensor and folder

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/sha256.hpp"
 #include "circuitscope/tokenizer.hpp"
 
@@ -14,25 +15,27 @@ namespace circuitscope {
 
 namespace {
 
-// The reason a line is bad (the reader prefixes PATH:LINE).
-struct BadLine : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+// The reason a line is bad (read_pairs_jsonl prefixes PATH:LINE).
+[[noreturn]] void bad_line(const std::string& reason) { throw Error(ErrorCode::kInput, reason); }
+
+// Longer lines are refused before parsing: no real pair comes near it, and parsing a huge line costs
+// several times its size in memory.
+constexpr size_t kMaxLineBytes = 16u << 20;
 
 void check_id(int64_t v, const std::string& what, int64_t vocab) {
   if (v < 0 || v >= vocab)
-    throw BadLine(what + " = " + std::to_string(v) + " is out of range: vocab_size is " + std::to_string(vocab));
+    bad_line(what + " = " + std::to_string(v) + " is out of range: vocab_size is " + std::to_string(vocab));
 }
 
 std::vector<int64_t> id_array(const nlohmann::json& j, const char* key, int64_t vocab, bool allow_empty = false) {
-  if (!j.contains(key)) throw BadLine(std::string("missing key '") + key + "'");
+  if (!j.contains(key)) bad_line(std::string("missing key '") + key + "'");
   const auto& a = j.at(key);
   if (!a.is_array() || (a.empty() && !allow_empty))
-    throw BadLine(std::string("'") + key + "' must be a non-empty array of token ids");
+    bad_line(std::string("'") + key + "' must be a non-empty array of token ids");
   std::vector<int64_t> out;
   out.reserve(a.size());
   for (size_t i = 0; i < a.size(); ++i) {
-    if (!a[i].is_number_integer()) throw BadLine(std::string("'") + key + "'[" + std::to_string(i) + "] is not an integer");
+    if (!a[i].is_number_integer()) bad_line(std::string("'") + key + "'[" + std::to_string(i) + "] is not an integer");
     const int64_t v = a[i].get<int64_t>();
     check_id(v, std::string("'") + key + "'[" + std::to_string(i) + "]", vocab);
     out.push_back(v);
@@ -42,7 +45,7 @@ std::vector<int64_t> id_array(const nlohmann::json& j, const char* key, int64_t 
 
 int64_t id_value(const nlohmann::json& j, const char* key, int64_t vocab) {
   const auto& v = j.at(key);
-  if (!v.is_number_integer()) throw BadLine(std::string("'") + key + "' is not an integer");
+  if (!v.is_number_integer()) bad_line(std::string("'") + key + "' is not an integer");
   const int64_t id = v.get<int64_t>();
   check_id(id, std::string("'") + key + "'", vocab);
   return id;
@@ -50,7 +53,7 @@ int64_t id_value(const nlohmann::json& j, const char* key, int64_t vocab) {
 
 const std::string& text_value(const nlohmann::json& j, const char* key) {
   const auto& v = j.at(key);
-  if (!v.is_string()) throw BadLine(std::string("'") + key + "' is not a string");
+  if (!v.is_string()) bad_line(std::string("'") + key + "' is not a string");
   return v.get_ref<const std::string&>();
 }
 
@@ -64,44 +67,53 @@ std::vector<int64_t> encode_checked(const Tokenizer& tok, const std::string& tex
 
 void append(std::vector<int64_t>& dst, const std::vector<int64_t>& src) { dst.insert(dst.end(), src.begin(), src.end()); }
 
-PairExample parse_line(const std::string& text, const PairReadOptions& o) {
+}  // namespace
+
+PairExample parse_pair_line(const std::string& text, const PairReadOptions& o) {
+  if (text.size() > kMaxLineBytes)
+    bad_line("line is " + std::to_string(text.size()) + " bytes; the limit is 16 MiB");
+  try {
+    check_json_depth(text, "line");
+  } catch (const Error& e) {
+    bad_line(e.what());  // a bad line, like any other (kInput)
+  }
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw BadLine(std::string("malformed JSON: ") + e.what());
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
+    bad_line(std::string("malformed JSON: ") + e.what());
   }
-  if (!j.is_object()) throw BadLine("expected a JSON object");
+  if (!j.is_object()) bad_line("expected a JSON object");
   const int64_t V = o.vocab_size;
   PairExample ex;
   const bool text_form = j.contains("clean") || j.contains("corrupted");
   if (text_form) {
     for (const char* k : {"clean_ids", "corrupted_ids", "answer_id", "wrong_id"})
-      if (j.contains(k)) throw BadLine(std::string("mixes the text form (clean/corrupted) with the token form ('") + k + "')");
+      if (j.contains(k)) bad_line(std::string("mixes the text form (clean/corrupted) with the token form ('") + k + "')");
     for (const char* k : {"clean", "corrupted"})
-      if (!j.contains(k)) throw BadLine(std::string("missing key '") + k + "'");
-    if (!o.tokenizer) throw BadLine("text-form pair but no tokenizer (the model folder has none; give --tokenizer DIR)");
+      if (!j.contains(k)) bad_line(std::string("missing key '") + k + "'");
+    if (!o.tokenizer) bad_line("text-form pair but no tokenizer (the model folder has none; give --tokenizer DIR)");
     const Tokenizer& tok = *o.tokenizer;
     for (const char* k : {"clean", "corrupted"}) {
       const std::string& t = text_value(j, k);
       std::vector<int64_t> ids = o.render_prompt ? encode_checked(tok, o.render_prompt(t), false, k, V)
                                                  : encode_checked(tok, t, true, k, V);
-      if (ids.empty()) throw BadLine(std::string("'") + k + "' encodes to no tokens");
+      if (ids.empty()) bad_line(std::string("'") + k + "' encodes to no tokens");
       (k[1] == 'l' ? ex.clean_ids : ex.corrupted_ids) = std::move(ids);
     }
     const bool has_a = j.contains("answer"), has_w = j.contains("wrong");
-    if (has_a != has_w) throw BadLine(std::string("missing key '") + (has_a ? "wrong" : "answer") + "'");
+    if (has_a != has_w) bad_line(std::string("missing key '") + (has_a ? "wrong" : "answer") + "'");
     if (has_a) {
       int64_t first[2];
       for (int i = 0; i < 2; ++i) {
         const char* k = i == 0 ? "answer" : "wrong";
         const std::string& t = text_value(j, k);
         const std::vector<int64_t> ids = encode_checked(tok, t, false, k, V);
-        if (ids.empty()) throw BadLine(std::string("'") + k + "' encodes to no tokens");
+        if (ids.empty()) bad_line(std::string("'") + k + "' encodes to no tokens");
         first[i] = ids[0];
       }
       if (first[0] == first[1])
-        throw BadLine("'answer' (" + text_value(j, "answer") + ") and 'wrong' (" + text_value(j, "wrong") +
+        bad_line("'answer' (" + text_value(j, "answer") + ") and 'wrong' (" + text_value(j, "wrong") +
                       ") start with the same token " + std::to_string(first[0]) + " (" + tok.id_to_token(first[0]) +
                       "); the metric compares first tokens");
       ex.answer_id = first[0];
@@ -109,12 +121,12 @@ PairExample parse_line(const std::string& text, const PairReadOptions& o) {
     }
     const bool has_cc = j.contains("clean_continuation"), has_xc = j.contains("corrupted_continuation");
     if (has_cc != has_xc)
-      throw BadLine(std::string("missing key '") + (has_cc ? "corrupted_continuation" : "clean_continuation") + "'");
+      bad_line(std::string("missing key '") + (has_cc ? "corrupted_continuation" : "clean_continuation") + "'");
     if (has_cc) {
       const std::vector<int64_t> cc = encode_checked(tok, text_value(j, "clean_continuation"), false, "clean_continuation", V);
       const std::vector<int64_t> xc =
           encode_checked(tok, text_value(j, "corrupted_continuation"), false, "corrupted_continuation", V);
-      if (cc.empty()) throw BadLine("'clean_continuation' encodes to no tokens");
+      if (cc.empty()) bad_line("'clean_continuation' encodes to no tokens");
       append(ex.clean_ids, cc);
       append(ex.corrupted_ids, xc);
       ex.n_supervised = static_cast<int64_t>(cc.size());
@@ -125,12 +137,12 @@ PairExample parse_line(const std::string& text, const PairReadOptions& o) {
     for (const char* key : {"answer_id", "wrong_id"})
       if (j.contains(key)) (key[0] == 'a' ? ex.answer_id : ex.wrong_id) = id_value(j, key, V);
     if ((ex.answer_id >= 0) != (ex.wrong_id >= 0))
-      throw BadLine(std::string("missing key '") + (ex.answer_id >= 0 ? "wrong_id" : "answer_id") + "'");
+      bad_line(std::string("missing key '") + (ex.answer_id >= 0 ? "wrong_id" : "answer_id") + "'");
     if (ex.answer_id >= 0 && ex.answer_id == ex.wrong_id)
-      throw BadLine("'answer_id' and 'wrong_id' are the same token " + std::to_string(ex.answer_id));
+      bad_line("'answer_id' and 'wrong_id' are the same token " + std::to_string(ex.answer_id));
     const bool has_cc = j.contains("clean_continuation_ids"), has_xc = j.contains("corrupted_continuation_ids");
     if (has_cc != has_xc)
-      throw BadLine(std::string("missing key '") + (has_cc ? "corrupted_continuation_ids" : "clean_continuation_ids") + "'");
+      bad_line(std::string("missing key '") + (has_cc ? "corrupted_continuation_ids" : "clean_continuation_ids") + "'");
     if (has_cc) {
       const std::vector<int64_t> cc = id_array(j, "clean_continuation_ids", V);
       append(ex.clean_ids, cc);
@@ -139,15 +151,13 @@ PairExample parse_line(const std::string& text, const PairReadOptions& o) {
     }
   }
   if (o.require_answer && ex.answer_id < 0)
-    throw BadLine(text_form ? "missing keys 'answer' and 'wrong' (needed by the metric)"
+    bad_line(text_form ? "missing keys 'answer' and 'wrong' (needed by the metric)"
                             : "missing key 'answer_id' (needed by the metric)");
   if (o.require_continuation && ex.n_supervised == 0)
-    throw BadLine(text_form ? "missing keys 'clean_continuation' and 'corrupted_continuation' (needed by the metric)"
+    bad_line(text_form ? "missing keys 'clean_continuation' and 'corrupted_continuation' (needed by the metric)"
                             : "missing key 'clean_continuation_ids' (needed by the metric)");
   return ex;
 }
-
-}  // namespace
 
 PairDataset read_pairs_jsonl(const std::string& path, const PairReadOptions& opts) {
   if (opts.vocab_size <= 0) throw Error(ErrorCode::kInternal, "read_pairs_jsonl: vocab_size not set");
@@ -167,7 +177,7 @@ PairDataset read_pairs_jsonl(const std::string& path, const PairReadOptions& opt
     ++line;
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
-      PairExample ex = parse_line(text, opts);
+      PairExample ex = parse_pair_line(text, opts);
       ex.line = line;
       ds.examples.push_back(std::move(ex));
     } catch (const std::exception& e) {

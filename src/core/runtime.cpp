@@ -4,6 +4,9 @@
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 
+#include <spdlog/spdlog.h>
+
+#include <atomic>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +14,8 @@
 #include <torch/version.h>
 
 #include <nlohmann/json.hpp>
+
+#include "circuitscope/error.hpp"
 
 namespace circuitscope {
 
@@ -90,6 +95,18 @@ std::string format_duration(double s) {
   else
     std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600, static_cast<int>(s) % 3600 / 60);
   return buf;
+}
+
+namespace {
+std::atomic<bool> g_strict_numerics{false};
+}  // namespace
+
+void set_strict_numerics(bool strict) { g_strict_numerics = strict; }
+bool strict_numerics() { return g_strict_numerics; }
+
+void report_non_finite(const std::string& message) {
+  if (strict_numerics()) throw Error(ErrorCode::kInput, message + " (--strict)");
+  spdlog::warn("{} (results will be NaN or meaningless; --strict makes this an error)", message);
 }
 
 }  // namespace circuitscope

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/tokenizer.hpp"
 #include "circuitscope/toy.hpp"
 
@@ -46,6 +47,7 @@ std::vector<PromptItem> read_prompt_file(const std::string& path) {
       continue;
     }
     nlohmann::json j;
+    check_json_depth(t, where);
     try {
       j = nlohmann::json::parse(t);
     } catch (const nlohmann::json::exception& e) {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/eval.hpp"
 #include "circuitscope/report.hpp"
 #include "circuitscope/sha256.hpp"
@@ -23,6 +24,7 @@ Benchmark load_benchmark(const std::string& path) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(n);
     nlohmann::json j;
+    check_json_depth(line, where);
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/eval.hpp"
 #include "circuitscope/report.hpp"
 
@@ -345,6 +346,7 @@ std::vector<EvalSample> read_samples(const std::string& path) {
   for (int64_t n = 1; std::getline(in, line); ++n) {
     if (line.empty()) continue;
     nlohmann::json j;
+    check_json_depth(line, path + ":" + std::to_string(n));
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {
@@ -400,7 +402,9 @@ EvalRun merge_eval_shards(const std::string& dir) {
       continue;
     }
     try {
-      const nlohmann::ordered_json meta = nlohmann::ordered_json::parse(read_text_file(stem + ".json"));
+      const std::string meta_text = read_text_file(stem + ".json");
+      check_json_depth(meta_text, stem + ".json");
+      const nlohmann::ordered_json meta = nlohmann::ordered_json::parse(meta_text);
       if (run.settings.is_null()) run.settings = meta.at("settings");
       else if (meta.at("settings") != run.settings)
         throw Error(ErrorCode::kInput, "shard " + stem + ".json was run with other settings than shard 1 (model, "

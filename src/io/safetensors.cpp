@@ -15,8 +15,10 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
+#include <sstream>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 
 namespace circuitscope {
 namespace fs = std::filesystem;
@@ -98,24 +100,42 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   ::close(fd);
   if (m == MAP_FAILED) throw Error(ErrorCode::kIo, "cannot mmap '" + path + "': " + std::strerror(errno));
   f->map_ = m;
-  const auto* base = static_cast<const uint8_t*>(m);
+  f->base_ = static_cast<const uint8_t*>(m);
+  f->parse();
+  return f;
+}
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::from_bytes(std::string bytes, const std::string& name) {
+  std::shared_ptr<SafetensorsFile> f(new SafetensorsFile());
+  f->path_ = name;
+  f->owned_ = std::move(bytes);
+  f->size_ = f->owned_.size();
+  f->base_ = reinterpret_cast<const uint8_t*>(f->owned_.data());
+  f->parse();
+  return f;
+}
+
+void SafetensorsFile::parse() {
+  const std::string& path = path_;  // for messages
+  if (size_ < 8) fail(path, "file is " + std::to_string(size_) + " bytes; expected at least 8 (the header length)");
 
   uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | base[i];  // little-endian regardless of host
+  for (int i = 7; i >= 0; --i) n = (n << 8) | base_[i];  // little-endian regardless of host
   if (n > kMaxHeaderBytes) fail(path, "header length " + std::to_string(n) + " exceeds the 100 MiB limit");
-  if (8 + n > f->size_)
+  if (8 + n > size_)
     fail(path, "header length " + std::to_string(n) + " runs beyond the end of the file (" +
-                   std::to_string(f->size_) + " bytes); the file is truncated or not safetensors");
-  f->header_.assign(reinterpret_cast<const char*>(base + 8), n);
+                   std::to_string(size_) + " bytes); the file is truncated or not safetensors");
+  header_.assign(reinterpret_cast<const char*>(base_ + 8), n);
+  check_json_depth(header_, "safetensors file '" + path + "': header");
   json h;
   try {
-    h = json::parse(f->header_);
+    h = json::parse(header_);
   } catch (const json::exception& e) {
     fail(path, std::string("header is not valid JSON: ") + e.what());
   }
   if (!h.is_object()) fail(path, "header must be a JSON object");
-  const uint64_t data_size = f->size_ - 8 - n;
-  const uint8_t* data = base + 8 + n;
+  const uint64_t data_size = size_ - 8 - n;
+  const uint8_t* data = base_ + 8 + n;
 
   for (auto it = h.begin(); it != h.end(); ++it) {
     const std::string& name = it.key();
@@ -124,7 +144,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
       if (!v.is_object()) fail(path, "__metadata__ must be an object of strings");
       for (auto m2 = v.begin(); m2 != v.end(); ++m2) {
         if (!m2.value().is_string()) fail(path, "__metadata__['" + m2.key() + "'] must be a string");
-        f->metadata_[m2.key()] = m2.value().get<std::string>();
+        metadata_[m2.key()] = m2.value().get<std::string>();
       }
       continue;
     }
@@ -173,17 +193,16 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
                      (expect == UINT64_MAX ? std::string("too many") : std::to_string(expect)) +
                      " bytes) but data_offsets span " + std::to_string(span) + " bytes");
     t.data = data + t.begin;
-    f->index_[name] = f->tensors_.size();
-    f->tensors_.push_back(std::move(t));
+    index_[name] = tensors_.size();
+    tensors_.push_back(std::move(t));
   }
   std::vector<const TensorInfo*> by_off;
-  for (const auto& t : f->tensors_)
+  for (const auto& t : tensors_)
     if (t.end > t.begin) by_off.push_back(&t);
   std::sort(by_off.begin(), by_off.end(), [](auto a, auto b) { return a->begin < b->begin; });
   for (size_t i = 1; i < by_off.size(); ++i)
     if (by_off[i]->begin < by_off[i - 1]->end)
       fail(path, "tensors '" + by_off[i - 1]->name + "' and '" + by_off[i]->name + "' have overlapping data_offsets");
-  return f;
 }
 
 SafetensorsFile::~SafetensorsFile() {
@@ -195,10 +214,12 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-TensorStore TensorStore::open_file(const std::string& path) {
+TensorStore TensorStore::open_file(const std::string& path) { return from_file(SafetensorsFile::open(path)); }
+
+TensorStore TensorStore::from_file(std::shared_ptr<SafetensorsFile> file) {
   TensorStore s;
-  s.source_ = path;
-  s.files_.push_back(SafetensorsFile::open(path));
+  s.source_ = file->path();
+  s.files_.push_back(std::move(file));
   for (size_t i = 0; i < s.files_[0]->tensors().size(); ++i) s.where_[s.files_[0]->tensors()[i].name] = {0, i};
   return s;
 }
@@ -216,10 +237,14 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
     throw Error(ErrorCode::kIo, "no weights in '" + dir + "': expected model.safetensors or model.safetensors.index.json");
   json j;
   {
-    std::ifstream in(index);
+    std::ifstream in(index, std::ios::binary);
     if (!in) throw Error(ErrorCode::kIo, "cannot read '" + index.string() + "'");
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    check_json_depth(text, "'" + index.string() + "'");
     try {
-      j = json::parse(in);
+      j = json::parse(text);
     } catch (const json::exception& e) {
       throw Error(ErrorCode::kFormat, "'" + index.string() + "' is not valid JSON: " + e.what());
     }

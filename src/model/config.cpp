@@ -6,6 +6,7 @@
 
 #include "circuitscope/config.hpp"
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 
 namespace circuitscope {
 namespace fs = std::filesystem;
@@ -199,7 +200,9 @@ ModelConfig load_config(const std::string& model_dir) {
   if (!in) throw Error(ErrorCode::kIo, "cannot read '" + p.string() + "': a Hugging Face model directory needs config.json");
   json j;
   try {
-    j = json::parse(in);
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    check_json_depth(text, "'" + p.string() + "'");
+    j = json::parse(text);
   } catch (const json::exception& e) {
     throw Error(ErrorCode::kFormat, "'" + p.string() + "' is not valid JSON: " + e.what());
   }
@@ -209,7 +212,9 @@ ModelConfig load_config(const std::string& model_dir) {
   std::ifstream gin(g);
   if (gin) {
     try {
-      json gj = json::parse(gin);
+      const std::string gtext{std::istreambuf_iterator<char>(gin), std::istreambuf_iterator<char>()};
+      check_json_depth(gtext, "'" + g.string() + "'");
+      json gj = json::parse(gtext);
       if (gj.contains("eos_token_id")) {
         auto ids = get_ids(gj["eos_token_id"], "'" + g.string() + "'", "eos_token_id");
         if (!ids.empty()) c.eos_token_ids = ids;

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/runtime.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/safetensors.hpp"
 #include "shared_norm_proj.hpp"
@@ -101,7 +102,15 @@ void HookedTransformer::load_weights(const WeightSource& src) {
                                                "; supported weight dtypes: F32, BF16, F16");
     stored_dtypes.insert(dt);
     used.insert(name);
-    return src.load(name, dtype_, device_);
+    at::Tensor t = src.load(name, dtype_, device_);
+    // One reduction per tensor (no copy); the exact count only when the sum is not finite.
+    if (!std::isfinite(t.sum(at::kDouble).item<double>())) {
+      const int64_t bad = t.numel() - at::isfinite(t).sum().item<int64_t>();
+      if (bad > 0)
+        report_non_finite("tensor '" + name + "' in " + src.where + " has " + std::to_string(bad) + " NaN or Inf value(s) of " +
+                          std::to_string(t.numel()));
+    }
+    return t;
   };
   const int64_t D = c.d_model, H = c.n_heads, K = c.n_kv_heads, Dh = c.head_dim, M = c.d_mlp, V = c.vocab_size;
   embed_ = get(n.embed, {V, D});

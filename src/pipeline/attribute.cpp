@@ -2,10 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <ATen/ATen.h>
+
 #include <chrono>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/hooks.hpp"
+#include "circuitscope/runtime.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/report.hpp"
 #include "core/enum_names.hpp"
@@ -62,6 +67,47 @@ std::vector<double> edge_scores_from_matrix(const Graph& graph, const at::Tensor
   return out;
 }
 
+namespace {
+
+// The first hook point whose output has a NaN or Inf in a plain forward of `ids`; "" if none.
+std::string first_non_finite_hook(HookedTransformer& model, const std::vector<int64_t>& ids) {
+  std::string first;
+  HookHandle h = model.hooks().add("*", [&first](const at::Tensor& x, const HookContext& ctx) {
+    if (first.empty() && x.is_floating_point() && !at::isfinite(x).all().item<bool>()) first = ctx.name;
+    return x;
+  });
+  at::NoGradGuard no_grad;
+  const at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0).to(model.device());  // [1, pos]
+  const at::Tensor logits = model.forward(input);
+  if (first.empty() && !at::isfinite(logits).all().item<bool>()) first = "logits";
+  return first;
+}
+
+// Scores are sums over every example: one NaN anywhere makes them meaningless. Only when that
+// happened, a diagnostic forward names where the activations first went non-finite.
+void check_finite_scores(HookedTransformer& model, const std::vector<PairExample>& examples, const EdgeScores& s) {
+  int64_t bad = 0;
+  for (double v : s.scores) bad += std::isfinite(v) ? 0 : 1;
+  if (bad == 0 && std::isfinite(s.metric_clean) && std::isfinite(s.metric_corrupted)) return;
+  std::string where;
+  for (const PairExample& ex : examples) {
+    for (const auto* ids : {&ex.clean_ids, &ex.corrupted_ids}) {
+      const std::string hook = first_non_finite_hook(model, *ids);
+      if (!hook.empty()) {
+        where = "; the first non-finite activation is '" + hook + "' in the " +
+                (ids == &ex.clean_ids ? "clean" : "corrupted") + " run of line " + std::to_string(ex.line);
+        break;
+      }
+    }
+    if (!where.empty()) break;
+  }
+  report_non_finite("attribution produced NaN or Inf: " + std::to_string(bad) + " edge score(s), metric clean " +
+                    std::to_string(s.metric_clean) + ", corrupted " + std::to_string(s.metric_corrupted) +
+                    (where.empty() ? "; no activation of a plain forward is non-finite (the gradients overflowed?)" : where));
+}
+
+}  // namespace
+
 EdgeScores score_edges(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
                        const AttributeSpec& spec, const std::function<void(size_t, size_t)>& on_batch) {
   spec.validate();
@@ -73,6 +119,7 @@ EdgeScores score_edges(HookedTransformer& model, const Graph& graph, const std::
   out.metric_clean = r.metric_clean;
   out.metric_corrupted = r.metric_corrupted;
   out.n_examples = r.n_examples;
+  check_finite_scores(model, examples, out);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/report.hpp"
 
 namespace circuitscope {
@@ -78,10 +79,17 @@ ReportHeads report_heads_from_json(const nlohmann::json& report, const std::stri
     max_h = std::max(max_h, row.head);
     rows.push_back(row);
   }
-  if (r.n_layers == 0) r.n_layers = max_l + 1;
-  if (r.n_heads == 0) r.n_heads = max_h + 1;
+  if (r.n_layers == 0) r.n_layers = max_l == INT64_MAX ? max_l : max_l + 1;  // too large either way: refused below
+  if (r.n_heads == 0) r.n_heads = max_h == INT64_MAX ? max_h : max_h + 1;
   if (r.n_layers <= 0 || r.n_heads <= 0)
     throw Error(ErrorCode::kFormat, "'" + origin + "': no model.n_layers/n_heads and an empty \"heads\" array");
+  // Far above any real model (Llama-3-405B: 126 x 128); keeps a hostile report from sizing the arrays.
+  constexpr int64_t kMaxLayersOrHeads = 100000, kMaxHeadsTotal = 10000000;
+  if (r.n_layers > kMaxLayersOrHeads || r.n_heads > kMaxLayersOrHeads || r.n_layers * r.n_heads > kMaxHeadsTotal)
+    throw Error(ErrorCode::kFormat, "'" + origin + "': " + std::to_string(r.n_layers) + " layers x " +
+                                        std::to_string(r.n_heads) + " heads is beyond any model (at most " +
+                                        std::to_string(kMaxLayersOrHeads) + " each, " + std::to_string(kMaxHeadsTotal) +
+                                        " heads in all)");
   r.importance.assign(r.n_layers * r.n_heads, 0.0);
   r.in_circuit.assign(r.n_layers * r.n_heads, false);
   std::vector<bool> seen(r.n_layers * r.n_heads, false);
@@ -102,8 +110,10 @@ ReportHeads read_report_heads(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw Error(ErrorCode::kIo, "cannot read report '" + path + "'");
   nlohmann::json j;
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  check_json_depth(text, "report '" + path + "'");
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::kFormat, "report '" + path + "' is not valid JSON: " + e.what());
   }

@@ -65,6 +65,9 @@ std::string kv_table(const std::string& caption, const std::vector<std::pair<std
   return o.str();
 }
 
+// Far above any real model; keeps a hostile report from sizing the page's arrays.
+constexpr int64_t kMaxGridDim = 100000, kMaxGridHeads = 10000000;
+
 // Dense layer x head values of a report-like `heads` array.
 struct HeadGrid {
   int64_t layers = 0, heads = 0;
@@ -73,6 +76,9 @@ struct HeadGrid {
 };
 HeadGrid head_grid(const json& heads, int64_t L, int64_t H, const std::function<double(const json&)>& value,
                    const std::function<std::string(const json&)>& marker) {
+  if (L < 0 || H < 0 || (H > 0 && L > kMaxGridHeads / H))
+    throw Error(ErrorCode::kFormat, "a head grid of " + std::to_string(L) + " layers x " + std::to_string(H) +
+                                        " heads is beyond any model (at most " + std::to_string(kMaxGridHeads) + " heads)");
   HeadGrid g{L, H, std::vector<double>(static_cast<size_t>(L * H), kNaN), std::vector<std::string>(static_cast<size_t>(L * H))};
   for (const json& h : heads) {
     const int64_t l = dint(h, "layer", -1), k = dint(h, "head", -1);
@@ -84,10 +90,18 @@ HeadGrid head_grid(const json& heads, int64_t L, int64_t H, const std::function<
 }
 
 int64_t dim(const json& j, const char* key, const json& heads, const char* field) {
-  if (j.is_object() && j.contains(key) && j[key].is_number_integer()) return j[key].get<int64_t>();
-  int64_t m = -1;
-  for (const json& h : heads) m = std::max(m, dint(h, field, -1));
-  return m + 1;
+  int64_t d = 0;
+  if (j.is_object() && j.contains(key) && j[key].is_number_integer()) {
+    d = j[key].get<int64_t>();
+  } else {
+    int64_t m = -1;
+    for (const json& h : heads) m = std::max(m, dint(h, field, -1));
+    d = m == INT64_MAX ? m : m + 1;
+  }
+  if (d < 0 || d > kMaxGridDim)
+    throw Error(ErrorCode::kFormat, std::string("'") + key + "' (or the largest '" + field + "' + 1) is " + std::to_string(d) +
+                                        "; expected 0 to " + std::to_string(kMaxGridDim));
+  return d;
 }
 
 // Graphviz's SVG without its prolog, its ids (graph0, node1, edge1, ...) prefixed so that two graphs

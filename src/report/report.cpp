@@ -3,10 +3,13 @@
 #include <atomic>
 #include <random>
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -14,6 +17,7 @@
 #include "circuitscope/config.hpp"
 #include "circuitscope/dataset.hpp"
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 
 namespace circuitscope {
 
@@ -169,9 +173,11 @@ nlohmann::json read_json_file(const std::string& path, bool allow_comments) {
   if (!f) throw Error(ErrorCode::kIo, "cannot open '" + path + "'");
   std::stringstream ss;
   ss << f.rdbuf();
+  const std::string text = ss.str();
+  check_json_depth(text, path, allow_comments);
   try {
-    return nlohmann::json::parse(ss.str(), nullptr, true, allow_comments);
-  } catch (const nlohmann::json::parse_error& e) {
+    return nlohmann::json::parse(text, nullptr, true, allow_comments);
+  } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::kFormat, path + ": malformed JSON: " + e.what());
   }
 }
@@ -184,23 +190,72 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-void write_file_atomically(const std::string& path, const std::string& text) {
-  // Unique across the nodes and containers of a cluster writing to one shared folder (PIDs repeat).
+namespace {
+
+// Unique across the nodes and containers of a cluster writing to one shared folder (PIDs repeat).
+std::string temp_name_for(const std::string& path) {
   static std::atomic<uint64_t> counter{0};
   char host[64] = {0};
   if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  const std::string tmp = path + ".tmp." + host + "." + std::to_string(::getpid()) + "." +
-                          std::to_string(counter++) + "." + std::to_string(std::random_device{}());
+  return path + ".tmp." + host + "." + std::to_string(::getpid()) + "." + std::to_string(counter++) + "." +
+         std::to_string(std::random_device{}());
+}
+
+// fsync before the rename: after a crash of the machine the name points at the whole new file.
+void sync_and_rename(const std::string& tmp, const std::string& path) {
+  const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    std::remove(tmp.c_str());
+    throw Error(ErrorCode::kIo, "cannot flush '" + tmp + "' to disk: " + std::strerror(err));
+  }
+  ::close(fd);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    std::remove(tmp.c_str());
+    throw Error(ErrorCode::kIo, "cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(err));
+  }
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = temp_name_for(path);
   {
-    std::ofstream f(tmp, std::ios::trunc);
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw Error(ErrorCode::kIo, "cannot write '" + tmp + "'");
     f << text;
-    if (!f.flush()) throw Error(ErrorCode::kIo, "write to '" + tmp + "' failed");
+    if (!f.flush()) {
+      f.close();
+      std::remove(tmp.c_str());
+      throw Error(ErrorCode::kIo, "write to '" + tmp + "' failed");
+    }
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(ErrorCode::kIo, "cannot rename '" + tmp + "' to '" + path + "'");
-  }
+  sync_and_rename(tmp, path);
+}
+
+AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)), tmp_(temp_name_for(path_)) {
+  out_ = std::make_unique<std::ofstream>(tmp_, std::ios::binary | std::ios::trunc);
+  if (!*out_) throw Error(ErrorCode::kIo, "cannot write '" + path_ + "' (temporary file '" + tmp_ + "')");
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (committed_) return;
+  out_.reset();
+  std::remove(tmp_.c_str());
+}
+
+std::ostream& AtomicFileWriter::stream() { return *out_; }
+
+void AtomicFileWriter::commit() {
+  if (committed_) return;
+  out_->flush();
+  const bool ok = static_cast<bool>(*out_);
+  out_->close();
+  if (!ok) throw Error(ErrorCode::kIo, "write to '" + tmp_ + "' failed");
+  sync_and_rename(tmp_, path_);
+  committed_ = true;
 }
 
 }  // namespace circuitscope

@@ -7,6 +7,7 @@
 
 #include "circuitscope/config.hpp"
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/report.hpp"
 #include "circuitscope/sha256.hpp"
@@ -37,7 +38,8 @@ EdgeScores combine_units(const std::vector<UnitRecord>& units, int64_t n_edges, 
   for (const UnitRecord& ur : units) {
     const json& u = ur.record;
     const int64_t n = u["n_examples"].get<int64_t>();
-    out.seconds += u.value("seconds", 0.0);
+    // "run.seconds"; units written before the run block had "seconds" at the top.
+    out.seconds += u.contains("run") && u["run"].is_object() ? u["run"].value("seconds", 0.0) : u.value("seconds", 0.0);
     if (n == 0) continue;
     const std::string bytes = read_text_file(ur.scores_path);
     const std::string want = u["scores"].value("sha256", "");
@@ -82,19 +84,29 @@ json merge_options(const SweepSpec& spec) {
 }
 
 // The key of a checkpoint's report: its units' files (each rewritten whenever it is recomputed) and
-// the options. A report whose recorded key matches is current and is not merged again.
+// the options. A report whose recorded key matches is current and is not merged again. A unit's
+// "run" block (time, host) is left out: a recomputed unit with the same content merges to the same
+// report, and the key, like the report, is the same bytes from run to run.
 std::string merge_key(const std::vector<std::string>& unit_texts, const json& options) {
   std::string material = options.dump();
-  for (const std::string& t : unit_texts) material += "\n" + sha256_hex(t);
+  for (const std::string& t : unit_texts) {
+    json u = json::parse(t, nullptr, /*allow_exceptions=*/false);  // already validated; depth-checked there
+    if (u.is_object()) u.erase("run");
+    material += "\n" + sha256_hex(u.is_discarded() ? t : u.dump());
+  }
   return sha256_hex(material);
 }
 
 std::string recorded_key(const std::string& path) {
   try {
-    const json j = json::parse(read_text_file(path));
+    const std::string text = read_text_file(path);
+    check_json_depth(text, path);
+    const json j = json::parse(text);
     return j.is_object() ? j.value("key", "") : "";
   } catch (const json::exception&) {
     return "";  // unreadable: merged again
+  } catch (const Error&) {
+    return "";
   }
 }
 
@@ -183,7 +195,8 @@ MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const Mer
       r.circuit = select_and_measure(*model, graph, ds.examples, r.scores.scores, spec.attribute.spec);
       report = attribute_report(r, spec.attribute.spec, *model, c->path, ds);
       write_file_atomically(path, report.dump(1) + "\n");
-      write_file_atomically(key_path, json{{"key", key}, {"report", path}, {"merged", utc_now()}}.dump() + "\n");
+      write_file_atomically(key_path,
+                            json{{"key", key}, {"report", path}, {"run", {{"merged", utc_now()}}}}.dump() + "\n");
     }
     out.reports.push_back(path);
 

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/report.hpp"
 #include "circuitscope/sweep.hpp"
 #include "sweep/sweep_files.hpp"
@@ -32,12 +33,14 @@ TrainingLog read_training_log(const std::string& path, const std::string& key) {
         ++n;
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
         try {
+          check_json_depth(line, path + ":" + std::to_string(n));
           entries.push_back(json::parse(line));
         } catch (const json::exception& e) {
           throw Error(ErrorCode::kFormat, path + ":" + std::to_string(n) + ": not JSON: " + e.what());
         }
       }
     } else {
+      check_json_depth(text, path);
       const json j = json::parse(text);
       if (!j.is_object() || !j.contains("log_history") || !j["log_history"].is_array())
         throw Error(ErrorCode::kFormat, path + ": expected a trainer_state.json with a 'log_history' list (or a .jsonl "

@@ -20,6 +20,7 @@
 
 #include "circuitscope/config.hpp"
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/model.hpp"
 #include "circuitscope/report.hpp"
 #include "circuitscope/runtime.hpp"
@@ -57,11 +58,15 @@ std::string chunk_text(const Plan& plan, const Unit& u) {
 std::optional<json> read_unit_result(const std::string& path) {
   if (!fs::exists(path)) return std::nullopt;
   try {
-    json j = json::parse(read_text_file(path));
+    const std::string text = read_text_file(path);
+    check_json_depth(text, path);
+    json j = json::parse(text);
     if (!j.is_object() || j.value("unit_version", 0) != kUnitVersion || !j.contains("inputs")) return std::nullopt;
     return j;
   } catch (const json::exception&) {
     return std::nullopt;  // unreadable: redone (results are only ever renamed into place whole)
+  } catch (const Error&) {
+    return std::nullopt;  // nested too deep: not ours either
   }
 }
 
@@ -96,7 +101,8 @@ Plan make_plan(const SweepSpec& spec) {
   }
   p.n_items = static_cast<int64_t>(p.item_lines.size());
   if (p.n_items == 0) throw Error(ErrorCode::kInput, file + ": no " + (spec.constructs_pairs() ? "prompt" : "pair") + " in it");
-  const int64_t n_chunks = (p.n_items + spec.chunk_size - 1) / spec.chunk_size;
+  // chunk_size may be anything >= 1 (a huge one means one chunk): no overflow in n + size - 1.
+  const int64_t n_chunks = p.n_items / spec.chunk_size + (p.n_items % spec.chunk_size != 0 ? 1 : 0);
   for (const Checkpoint* c : spec.all_checkpoints())
     for (int64_t k = 0; k < n_chunks; ++k) {
       Unit u;
@@ -104,7 +110,7 @@ Plan make_plan(const SweepSpec& spec) {
       u.checkpoint = *c;
       u.chunk = k;
       u.begin = k * spec.chunk_size;
-      u.end = std::min(p.n_items, u.begin + spec.chunk_size);
+      u.end = spec.chunk_size >= p.n_items - u.begin ? p.n_items : u.begin + spec.chunk_size;
       p.units.push_back(u);
     }
   return p;
@@ -597,13 +603,14 @@ class UnitRunner {
       spdlog::warn("{} {}: no pair in this chunk ({} skipped); it counts 0 pairs in the merge", progress, u.id(),
                    ds.skipped);
     }
-    result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    result["host"] = host_name();
-    result["pid"] = static_cast<int64_t>(::getpid());
-    result["finished"] = utc_now();
+    // What differs between two runs of the same unit (time, machine) lives in "run" alone: the rest
+    // of the file is the same bytes for the same inputs.
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    result["run"] = {{"seconds", seconds}, {"host", host_name()}, {"pid", static_cast<int64_t>(::getpid())},
+                     {"finished", utc_now()}};
     // The result is the unit's commit: written last, after its scores.
     write_file_atomically(unit_result_path(dir_, u), result.dump(1) + "\n");
-    spdlog::info("{} {}: {} pair(s) in {:.2f} s", progress, u.id(), ds.examples.size(), result["seconds"].get<double>());
+    spdlog::info("{} {}: {} pair(s) in {:.2f} s", progress, u.id(), ds.examples.size(), seconds);
   }
 
   const SweepSpec& spec_;

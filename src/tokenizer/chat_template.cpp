@@ -1,12 +1,15 @@
 // tokenizer_config.json and chat-template rendering on top of the Jinja engine.
 #include "circuitscope/chat_template.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/report.hpp"
 #include "tokenizer/jinja_ast.hpp"
 
@@ -31,6 +34,7 @@ std::string JinjaTemplate::render(const ordered_json& context) const {
   jinja::Runtime rt(*program_, ctx.as_dict(), out);
   rt.seed_undefined(program_->body_undefined);
   jinja::exec_body(program_->body, rt);
+  spdlog::trace("{}: rendered {} bytes in {} steps ({} budgeted bytes)", program_->name, out.size(), rt.steps(), rt.bytes());
   return out;
 }
 
@@ -70,9 +74,11 @@ TokenizerConfig load_tokenizer_config(const std::string& model_dir) {
   c.path = (fs::path(model_dir) / "tokenizer_config.json").string();
   if (!fs::exists(c.path)) throw Error(ErrorCode::kIo, "no tokenizer_config.json in '" + model_dir + "'");
   ordered_json cfg;
+  const std::string cfg_text = read_text_file(c.path);
+  check_json_depth(cfg_text, c.path);
   try {
-    cfg = ordered_json::parse(read_text_file(c.path));
-  } catch (const ordered_json::parse_error& e) {
+    cfg = ordered_json::parse(cfg_text);
+  } catch (const ordered_json::exception& e) {
     throw Error(ErrorCode::kFormat, c.path + ": invalid JSON: " + e.what());
   }
   if (!cfg.is_object()) throw Error(ErrorCode::kFormat, c.path + ": expected a JSON object at the top level");

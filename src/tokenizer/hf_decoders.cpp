@@ -213,7 +213,7 @@ struct TemplateSpecial {
 // Single-sequence template: special tokens around the sequence, with offsets (0,0) like Hugging Face.
 class TemplateProcessor : public PostProcessor {
  public:
-  TemplateProcessor(const json& j, const std::string& path) {
+  TemplateProcessor(const json& j, const std::string& path) : path_(path) {
     std::unordered_map<std::string, TemplateSpecial> specials;
     if (const json* st = optional_member(j, "special_tokens")) {
       require_object(*st, path + ".special_tokens");
@@ -271,11 +271,21 @@ class TemplateProcessor : public PostProcessor {
     enc = std::move(out);
   }
 
+  void check_ids(int64_t vocab_size) const override {
+    for (const Item& it : items_)
+      for (size_t i = 0; i < it.special.ids.size(); ++i)
+        if (it.special.ids[i] < 0 || it.special.ids[i] >= vocab_size)
+          format_error(path_ + ".special_tokens", "special token '" + it.special.tokens[i] + "' has id " +
+                                                      std::to_string(it.special.ids[i]) + ", outside the vocabulary of " +
+                                                      std::to_string(vocab_size) + " ids");
+  }
+
  private:
   struct Item {
     bool is_sequence;
     TemplateSpecial special;
   };
+  std::string path_;
   std::vector<Item> items_;
 };
 
@@ -318,6 +328,9 @@ class SequenceProcessor : public PostProcessor {
   explicit SequenceProcessor(std::vector<std::unique_ptr<PostProcessor>> items) : items_(std::move(items)) {}
   void process(Encoding& enc, bool add_special_tokens) const override {
     for (const auto& p : items_) p->process(enc, add_special_tokens);
+  }
+  void check_ids(int64_t vocab_size) const override {
+    for (const auto& p : items_) p->check_ids(vocab_size);
   }
 
  private:

@@ -1,6 +1,7 @@
 #include "tokenizer/hf_json_load.hpp"
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 
 namespace circuitscope::hf {
 namespace {
@@ -234,6 +235,7 @@ class Handler {
 }  // namespace
 
 nlohmann::json parse_tokenizer_json(std::string_view text, const std::string& origin, ModelTables& tables) {
+  check_json_depth(text, origin);
   json root;
   Handler h(root, tables);
   bool ok = json::sax_parse(text.begin(), text.end(), &h);

@@ -81,6 +81,8 @@ class PostProcessor {
  public:
   virtual ~PostProcessor() = default;
   virtual void process(Encoding& enc, bool add_special_tokens) const = 0;
+  // Error(kFormat) for an id it inserts outside [0, vocab_size) (checked once the vocabulary is known).
+  virtual void check_ids(int64_t vocab_size) const {}
 };
 
 // Factories: `j` is the component's JSON object, `path` its location in tokenizer.json for messages.

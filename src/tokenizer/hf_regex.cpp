@@ -20,14 +20,29 @@ std::string pcre2_message(int code) {
   return n < 0 ? "PCRE2 error " + std::to_string(code) : std::string(reinterpret_cast<char*>(buf));
 }
 
+// A regex from a tokenizer.json may backtrack catastrophically ((a+)+$): each match attempt is
+// capped, so it fails with an error instead of running for hours. Real pre-tokenizer patterns need
+// a few steps per byte.
+constexpr uint32_t kMatchLimit = 10'000'000;        // backtracking steps per attempt
+constexpr uint32_t kDepthLimit = 1'000'000;         // nested backtracking frames (interpreter)
+constexpr PCRE2_SIZE kHeapLimitKib = 256 * 1024;    // backtracking memory (interpreter)
+
 // Per-thread match state: the JIT stack cannot be shared between threads.
 struct MatchState {
   pcre2_match_data* data = nullptr;
   pcre2_match_context* context = nullptr;
+  pcre2_match_context* interp_context = nullptr;  // the same limits, no JIT stack
   pcre2_jit_stack* stack = nullptr;
   MatchState() {
     data = pcre2_match_data_create(16, nullptr);
     context = pcre2_match_context_create(nullptr);
+    interp_context = pcre2_match_context_create(nullptr);
+    for (pcre2_match_context* c : {context, interp_context}) {
+      if (!c) continue;
+      pcre2_set_match_limit(c, kMatchLimit);
+      pcre2_set_depth_limit(c, kDepthLimit);
+      pcre2_set_heap_limit(c, kHeapLimitKib);
+    }
     // Patterns like \s+(?!\S) backtrack over whole whitespace runs; the default 32 KiB JIT stack is
     // too small for long runs.
     stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, nullptr);
@@ -36,6 +51,7 @@ struct MatchState {
   ~MatchState() {
     if (data) pcre2_match_data_free(data);
     if (context) pcre2_match_context_free(context);
+    if (interp_context) pcre2_match_context_free(interp_context);
     if (stack) pcre2_jit_stack_free(stack);
   }
 };
@@ -129,7 +145,7 @@ void Regex::find_all(std::string_view s, std::vector<std::pair<size_t, size_t>>&
   while (start <= n) {
     int rc = pcre2_match(code, subject, n, start, PCRE2_NO_UTF_CHECK, st.data, st.context);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {  // fall back to the interpreter, which uses the heap
-      rc = pcre2_match(code, subject, n, start, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, st.data, nullptr);
+      rc = pcre2_match(code, subject, n, start, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, st.data, st.interp_context);
     }
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {

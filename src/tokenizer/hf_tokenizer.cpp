@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/tokenizer_json.hpp"
 #include "tokenizer/hf_bpe.hpp"
 #include "tokenizer/hf_json.hpp"
@@ -180,6 +181,7 @@ class HfTokenizer : public Tokenizer {
     }
     max_id_ = model_->max_id();
     for (const AddedToken& t : added_) max_id_ = std::max(max_id_, t.id);
+    if (post_processor_) post_processor_->check_ids(max_id_ + 1);
   }
 
   Encoding encode(std::string_view text, bool add_special_tokens) const override {
@@ -405,9 +407,10 @@ std::string read_file(const std::string& path, const char* what) {
 }
 
 json parse_json(std::string_view text, const std::string& origin) {
+  check_json_depth(text, origin);
   try {
     return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(ErrorCode::kFormat, origin + ": not valid JSON: " + e.what());
   }
 }

@@ -226,9 +226,30 @@ struct Scope {
   std::shared_ptr<Scope> parent;
 };
 
+// What one render may spend. A template from a model hub must end with an error, never hang,
+// overflow the stack or exhaust memory; real chat templates stay far below each limit.
+struct Budget {
+  static constexpr int64_t kMaxSteps = 5'000'000;        // statements run + expressions evaluated
+  static constexpr int64_t kMaxBytes = int64_t{256} << 20;  // bytes of computed strings and lists + output
+  static constexpr int kMaxDepth = 1500;                  // nested evaluation: expressions, blocks, calls
+  static constexpr int kMaxValueDepth = 256;              // nesting of a value stored in a namespace
+};
+
 class Runtime {
  public:
   Runtime(const Program& program, const DictData& context, std::string& out);
+  // Clears the scopes captured by macros: a macro stored in its own scope is a reference cycle.
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+  // Each throws ValueError(kSecurity) naming the budget when it is exceeded.
+  void enter();  // one more nested evaluation (and one step)
+  void step();   // one step (a loop iteration)
+  int64_t steps() const { return steps_; }
+  int64_t bytes() const { return bytes_; }
+  void leave() { --depth_; }
+  void charge_bytes(size_t n);
+  void keep_closure_scope(const std::shared_ptr<Scope>& s);
   Value lookup(const std::string& name) const;
   void assign(const Target& t, const Value& v);
   void set_local(const std::string& name, Value v) { scope_->vars[name] = std::move(v); }
@@ -255,6 +276,10 @@ class Runtime {
  private:
   static constexpr int kMaxMacroDepth = 300;  // about where CPython's recursion limit stops Jinja2
   int macro_depth_ = 0;
+  int depth_ = 0;
+  int64_t steps_ = 0;
+  int64_t bytes_ = 0;
+  std::vector<std::weak_ptr<Scope>> closure_scopes_;
   const Program& program_;
   const DictData& context_;
   std::shared_ptr<Scope> scope_;

@@ -1205,7 +1205,7 @@ bool t_gt(Runtime&, const Value& v, CallArgs& a) { return compare(v, Params(a, "
 bool t_ge(Runtime&, const Value& v, CallArgs& a) { return compare(v, Params(a, "ge", {"other"}).get(0), ">=") >= 0; }
 bool t_in(Runtime&, const Value& v, CallArgs& a) { return contains(Params(a, "in", {"seq"}).get(0), v); }
 bool t_sameas(Runtime&, const Value& v, CallArgs& a) {
-  const Value& o = Params(a, "sameas", {"other"}).get(0);
+  const Value o = Params(a, "sameas", {"other"}).get(0);  // a copy: the Params temporary dies here
   if (v.type() != o.type()) return false;
   switch (v.type()) {
     case Value::Type::kList: return v.list_ptr() == o.list_ptr();

@@ -65,6 +65,38 @@ Value make_loop(size_t i, size_t n, const std::vector<Value>& items) {
 Runtime::Runtime(const Program& program, const DictData& context, std::string& out)
     : program_(program), context_(context), scope_(std::make_shared<Scope>()), out_(&out) {}
 
+Runtime::~Runtime() {
+  for (const auto& w : closure_scopes_)
+    if (auto s = w.lock()) s->vars.clear();
+  scope_->vars.clear();
+}
+
+void Runtime::step() {
+  if (++steps_ > Budget::kMaxSteps)
+    throw ValueError{ValueError::Kind::kSecurity, "the template ran more than " + std::to_string(Budget::kMaxSteps) +
+                                                      " steps (an endless loop or recursion?)"};
+}
+
+void Runtime::enter() {
+  step();
+  if (++depth_ > Budget::kMaxDepth) {
+    --depth_;
+    throw ValueError{ValueError::Kind::kSecurity,
+                     "evaluation nested deeper than " + std::to_string(Budget::kMaxDepth) + " levels"};
+  }
+}
+
+void Runtime::charge_bytes(size_t n) {
+  bytes_ += static_cast<int64_t>(n);
+  if (bytes_ > Budget::kMaxBytes)
+    throw ValueError{ValueError::Kind::kSecurity, "the template produced more than " +
+                                                      std::to_string(Budget::kMaxBytes >> 20) + " MiB of text and lists"};
+}
+
+void Runtime::keep_closure_scope(const std::shared_ptr<Scope>& s) {
+  if (closure_scopes_.empty() || closure_scopes_.back().lock() != s) closure_scopes_.push_back(s);
+}
+
 Value Runtime::lookup(const std::string& name) const {
   for (const Scope* s = scope_.get(); s; s = s->parent.get()) {
     auto it = s->vars.find(name);
@@ -112,7 +144,16 @@ void Runtime::assign(const Target& t, const Value& v) {
         Value ns = lookup(t.names[0]);
         if (!ns.is_namespace())
           throw ValueError{ValueError::Kind::kType, "cannot assign attribute on non-namespace object"};
+        // A namespace carries values across loop iterations: the one place nesting can grow without
+        // bound, or a namespace come to contain itself.
+        const Value old = ns.as_namespace().attrs.find(t.attr) ? *ns.as_namespace().attrs.find(t.attr) : Value();
         ns.as_namespace().attrs.set(t.attr, v);
+        try {
+          value_depth(ns, Budget::kMaxValueDepth);
+        } catch (...) {
+          ns.as_namespace().attrs.set(t.attr, old);
+          throw;
+        }
         return;
       }
     }
@@ -121,9 +162,32 @@ void Runtime::assign(const Target& t, const Value& v) {
   }
 }
 
+namespace {
+struct EvalDepth {
+  Runtime& rt;
+  explicit EvalDepth(Runtime& r) : rt(r) { rt.enter(); }
+  ~EvalDepth() { rt.leave(); }
+};
+
+// Lookups and branches hand on values that already exist; everything else computed a new one,
+// which the byte budget pays for.
+bool computes_new_value(const Expr& e) {
+  return !(dynamic_cast<const NameExpr*>(&e) || dynamic_cast<const ConstExpr*>(&e) ||
+           dynamic_cast<const GetAttrExpr*>(&e) || dynamic_cast<const GetItemExpr*>(&e) ||
+           dynamic_cast<const CondExpr*>(&e));
+}
+}  // namespace
+
 Value eval_expr(const Expr& e, Runtime& rt) {
   try {
-    return e.eval(rt);
+    EvalDepth depth(rt);
+    Value v = e.eval(rt);
+    if (v.is_string()) {
+      if (computes_new_value(e)) rt.charge_bytes(v.as_string().size());
+    } else if (v.is_list()) {
+      if (computes_new_value(e)) rt.charge_bytes(v.as_list().items.size() * sizeof(Value));
+    }
+    return v;
   } catch (const ValueError& err) {
     rethrow_located(rt, e.loc, err);
   }
@@ -273,19 +337,34 @@ Value CondExpr::eval(Runtime& rt) const {
 
 Flow exec_body(const Body& body, Runtime& rt) {
   for (const auto& s : body) {
-    Flow f = s->exec(rt);
+    Flow f;
+    try {
+      EvalDepth depth(rt);
+      f = s->exec(rt);
+    } catch (const ValueError& err) {
+      rethrow_located(rt, s->loc, err);
+    }
     if (f != Flow::kNormal) return f;
   }
   return Flow::kNormal;
 }
 
 Flow OutputStmt::exec(Runtime& rt) const {
+  rt.charge_bytes(text.size());
   rt.out() += text;
   return Flow::kNormal;
 }
 
 Flow EmitStmt::exec(Runtime& rt) const {
-  rt.out() += to_str(eval_expr(*expr, rt));
+  Value v = eval_expr(*expr, rt);
+  std::string s;
+  try {
+    s = to_str(v);
+    rt.charge_bytes(s.size());
+  } catch (const ValueError& err) {
+    rethrow_located(rt, expr->loc, err);
+  }
+  rt.out() += s;
   return Flow::kNormal;
 }
 
@@ -306,6 +385,7 @@ Flow ForStmt::exec(Runtime& rt) const {
   if (filter) {
     std::vector<Value> kept;
     for (auto& item : items) {
+      rt.step();
       ScopeGuard g(rt);
       rt.assign(target, item);
       if (truthy(eval_expr(*filter, rt))) kept.push_back(std::move(item));
@@ -320,6 +400,11 @@ Flow ForStmt::exec(Runtime& rt) const {
   }
   const size_t n = items.size();
   for (size_t i = 0; i < n; ++i) {
+    try {
+      rt.step();
+    } catch (const ValueError& e) {
+      rethrow_located(rt, loc, e);
+    }
     ScopeGuard g(rt);
     rt.seed_undefined(body_undefined);
     rt.assign(target, items[i]);
@@ -366,6 +451,7 @@ Flow MacroStmt::exec(Runtime& rt) const {
   const MacroStmt* self = this;
   Runtime* rtp = &rt;
   std::shared_ptr<Scope> def_scope = rt.scope();
+  rt.keep_closure_scope(def_scope);
   Value macro = make_callable("macro " + name, [self, rtp, def_scope](CallArgs& a) -> Value {
     Runtime& r = *rtp;
     if (!r.enter_macro()) {

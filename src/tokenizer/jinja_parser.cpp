@@ -46,11 +46,22 @@ class LineMap {
     size_t line = static_cast<size_t>(it - starts_.begin());
     size_t start = starts_[line - 1];
     int col = 1;
+    // The lexer asks in increasing order: continue from the last answer on the same line, so that
+    // a template of one long line costs linear time, not quadratic.
+    if (line == cache_line_ && off >= cache_off_) {
+      start = cache_off_;
+      col = cache_col_;
+    }
     for (size_t i = start; i < off && i < s_.size(); ++i) col += (static_cast<unsigned char>(s_[i]) & 0xC0) != 0x80;
+    cache_line_ = line;
+    cache_off_ = off;
+    cache_col_ = col;
     return Loc{static_cast<int>(line), col};
   }
 
  private:
+  mutable size_t cache_line_ = 0, cache_off_ = 0;
+  mutable int cache_col_ = 1;
   const std::string& s_;
   std::vector<size_t> starts_;
 };
@@ -493,6 +504,7 @@ class Parser {
         next();
       } else if (t.type == Tok::kVarBegin) {
         next();
+        expr_nodes_ = 0;
         auto s = std::make_unique<EmitStmt>();
         s->loc = cur().loc;
         s->expr = parse_tuple(false, true, {}, false);
@@ -501,6 +513,7 @@ class Parser {
       } else if (t.type == Tok::kBlockBegin) {
         next();
         if (cur().type == Tok::kName && std::find(ends.begin(), ends.end(), cur().value) != ends.end()) return body;
+        expr_nodes_ = 0;
         body.push_back(parse_statement());
       } else {
         fail(t, "unexpected " + describe(t));
@@ -511,6 +524,7 @@ class Parser {
   // After the tag head: `%}`, then a body up to one of `ends`; leaves the end name current.
   Body parse_statements(const std::string& tag, std::vector<std::string> ends, bool drop_needle) {
     expect_block_end();
+    Nested nested(*this);
     pending_.push_back({tag, ends});
     Body body = subparse(ends);
     pending_.pop_back();
@@ -720,6 +734,10 @@ class Parser {
 
   template <typename T>
   std::unique_ptr<T> node(const Loc& loc) {
+    // The node count bounds the depth of the tree, which the scope analysis, the evaluator and the
+    // destructors all recurse through.
+    if (++expr_nodes_ > kMaxExprNodes)
+      fail(cur(), "expression too large: more than " + std::to_string(kMaxExprNodes) + " parts");
     auto n = std::make_unique<T>();
     n->loc = loc;
     return n;
@@ -894,6 +912,7 @@ class Parser {
   }
 
   ExprPtr parse_primary() {
+    Nested nested(*this);
     const Token& t = cur();
     if (t.type == Tok::kName) {
       next();
@@ -1140,6 +1159,20 @@ class Parser {
   std::vector<Pending> pending_;
   bool soft_ = false;  // inside `if`/conditional expression: unknown filters fail only when reached
   int loop_depth_ = 0;
+  // Limits against hostile templates (real ones stay far below): nodes in one expression and
+  // nesting of blocks and brackets, which the parser recurses through.
+  static constexpr int kMaxExprNodes = 4000;
+  static constexpr int kMaxNesting = 200;
+  int expr_nodes_ = 0;
+  int nesting_ = 0;
+  struct Nested {
+    Parser& p;
+    explicit Nested(Parser& parser) : p(parser) {
+      if (++p.nesting_ > kMaxNesting)
+        p.fail(p.cur(), "blocks or brackets nested deeper than " + std::to_string(kMaxNesting) + " levels");
+    }
+    ~Nested() { --p.nesting_; }
+  };
 };
 
 // Jinja2 turns every \r\n, \r and \n into \n and drops one trailing newline

@@ -202,7 +202,18 @@ std::string repr_string(const std::string& s) {
 
 }  // namespace
 
+NestingGuard::NestingGuard() {
+  if (++nesting_ > kMaxNesting) {
+    --nesting_;
+    throw ValueError{ValueError::Kind::kValue,
+                     "value nested deeper than " + std::to_string(kMaxNesting) + " levels (does it contain itself?)"};
+  }
+}
+NestingGuard::~NestingGuard() { --nesting_; }
+thread_local int NestingGuard::nesting_ = 0;
+
 std::string repr(const Value& v) {
+  NestingGuard guard;
   switch (v.type()) {
     case Value::Type::kString:
       return repr_string(v.as_string());
@@ -237,6 +248,7 @@ std::string repr(const Value& v) {
 }
 
 std::string to_str(const Value& v) {
+  NestingGuard guard;
   switch (v.type()) {
     case Value::Type::kUndefined: return "";
     case Value::Type::kNone: return "None";
@@ -266,6 +278,7 @@ bool truthy(const Value& v) {
 // ---- comparisons ----------------------------------------------------------------------------------
 
 bool equals(const Value& a, const Value& b) {
+  NestingGuard guard;
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return a.float_value() == b.float_value();
     return a.int_value() == b.int_value();
@@ -305,6 +318,7 @@ bool equals(const Value& a, const Value& b) {
 }
 
 int compare(const Value& a, const Value& b, const char* op) {
+  NestingGuard guard;
   if (a.is_undefined()) throw_undefined(a);
   if (b.is_undefined()) throw_undefined(b);
   if (a.is_number() && b.is_number()) {
@@ -384,6 +398,14 @@ int64_t mul_i(int64_t a, int64_t b) {
 }
 
 Value repeat(const Value& seq, int64_t n) {
+  // Checked before allocating: 'x' * 10**12 must raise, not exhaust memory.
+  constexpr int64_t kMaxRepeatBytes = int64_t{64} << 20;
+  const int64_t unit = seq.is_string() ? static_cast<int64_t>(seq.as_string().size())
+                                       : static_cast<int64_t>(seq.as_list().items.size() * sizeof(Value));
+  if (n > 0 && unit > 0 && n > kMaxRepeatBytes / unit)
+    throw ValueError{ValueError::Kind::kSecurity, "repetition by " + std::to_string(n) + " would make more than " +
+                                                      std::to_string(kMaxRepeatBytes >> 20) + " MiB"};
+  if (unit == 0) n = 0;  // '' * 10**18 is '' at once
   if (seq.is_string()) {
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.as_string();
@@ -659,6 +681,7 @@ std::string percent_format(const std::string& fmt, const Value& args) {
 // ---- JSON ---------------------------------------------------------------------------------------------
 
 Value from_json(const nlohmann::ordered_json& j) {
+  NestingGuard guard;
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null: return Value::none();
     case nlohmann::ordered_json::value_t::boolean: return Value(j.get<bool>());
@@ -737,6 +760,7 @@ void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
 }
 
 void json_dump(std::string& out, const Value& v, const JsonDumpOptions& o, int level) {
+  NestingGuard guard;
   auto newline = [&](int lvl) {
     if (o.indent < 0 && !o.indent_is_string) return;
     out += '\n';
@@ -1040,6 +1064,42 @@ std::string py_capitalize(const std::string& s) {
     first = false;
   }
   return out;
+}
+
+
+int value_depth(const Value& v, int limit) {
+  // Lists and dicts are immutable once built, but may share items (a DAG): memoized per render of
+  // this call. Namespaces are mutable and may contain themselves: a cycle exceeds the limit.
+  std::unordered_map<const void*, int> memo;
+  std::function<int(const Value&, int)> walk = [&](const Value& x, int level) -> int {
+    auto too_deep = [&]() {
+      return ValueError{ValueError::Kind::kSecurity,
+                        "value nested deeper than " + std::to_string(limit) + " levels (does a namespace contain itself?)"};
+    };
+    if (level > limit) throw too_deep();
+    const void* key = nullptr;
+    if (x.is_list()) key = x.list_ptr().get();
+    else if (x.is_dict()) key = x.dict_ptr().get();
+    else if (x.is_namespace()) key = x.namespace_ptr().get();
+    else return 0;
+    if (!x.is_namespace()) {
+      auto it = memo.find(key);
+      if (it != memo.end()) {
+        if (level + it->second > limit) throw too_deep();
+        return it->second;
+      }
+    }
+    int d = 0;
+    if (x.is_list()) {
+      for (const auto& item : x.as_list().items) d = std::max(d, walk(item, level + 1));
+    } else {
+      const DictData& dd = x.is_dict() ? x.as_dict() : x.as_namespace().attrs;
+      for (const auto& kv : dd.items) d = std::max(d, walk(kv.second, level + 1));
+    }
+    if (!x.is_namespace()) memo[key] = d + 1;
+    return d + 1;
+  };
+  return walk(v, 0);
 }
 
 }  // namespace circuitscope::jinja

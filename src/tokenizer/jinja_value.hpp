@@ -132,6 +132,22 @@ Value make_callable(std::string name, std::function<Value(CallArgs&)> fn);
 // Python type name for messages ('str', 'int', 'NoneType', 'dict', ...).
 std::string type_name(const Value& v);
 
+// Guards the functions that recurse into nested values (repr, str, ==, <, JSON): past kMaxNesting
+// levels they raise instead of overflowing the stack (a namespace that contains itself).
+class NestingGuard {
+ public:
+  static constexpr int kMaxNesting = 400;
+  NestingGuard();
+  ~NestingGuard();
+  NestingGuard(const NestingGuard&) = delete;
+  NestingGuard& operator=(const NestingGuard&) = delete;
+
+ private:
+  static thread_local int nesting_;
+};
+// The nesting depth of a value (0 for scalars); raises ValueError past `limit` (cycles included).
+int value_depth(const Value& v, int limit);
+
 // ---- Python semantics -------------------------------------------------------------------------
 bool truthy(const Value& v);
 std::string to_str(const Value& v);  // str(); undefined prints ""

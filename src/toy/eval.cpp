@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/json_limits.hpp"
 #include "circuitscope/generate.hpp"
 #include "circuitscope/model.hpp"
 #include "toy_internal.hpp"
@@ -53,7 +54,9 @@ std::optional<ToyCheckpointInfo> read_toy_info(const std::string& dir) {
   std::ifstream f(p);
   if (!f) return std::nullopt;
   try {
-    const nlohmann::json j = nlohmann::json::parse(f);
+    const std::string text{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+    check_json_depth(text, p.string());
+    const nlohmann::json j = nlohmann::json::parse(text);
     ToyCheckpointInfo info;
     info.stage = j.at("stage").get<std::string>();
     info.step = j.at("step").get<int64_t>();

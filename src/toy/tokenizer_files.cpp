@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/report.hpp"
 #include "circuitscope/toy.hpp"
 
 namespace circuitscope::toy {
@@ -29,11 +30,7 @@ struct Added {
 const Added kAdded[] = {{kUnk, true},        {kEndOfText, true},  {kImStart, true},
                         {kImEnd, true},      {kThinkOpen, false}, {kThinkClose, false}};
 
-void write_text(const std::filesystem::path& p, const std::string& text) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f << text;
-  if (!f) throw Error(ErrorCode::kIo, "cannot write '" + p.string() + "'");
-}
+void write_text(const std::filesystem::path& p, const std::string& text) { write_file_atomically(p.string(), text); }
 }  // namespace
 
 int64_t toy_vocab_size() { return static_cast<int64_t>(char_vocab().size() + std::size(kAdded)); }

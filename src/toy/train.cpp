@@ -12,6 +12,7 @@
 #include "circuitscope/error.hpp"
 #include "circuitscope/generate.hpp"
 #include "circuitscope/model.hpp"
+#include "circuitscope/report.hpp"
 #include "toy_internal.hpp"
 
 namespace circuitscope::toy {
@@ -66,11 +67,7 @@ json options_json(const TrainOptions& o) {
   return j;
 }
 
-void write_json_file(const fs::path& p, const json& j) {
-  std::ofstream f(p, std::ios::trunc);
-  f << j.dump(2) << "\n";
-  if (!f) throw Error(ErrorCode::kIo, "cannot write '" + p.string() + "'");
-}
+void write_json_file(const fs::path& p, const json& j) { write_file_atomically(p.string(), j.dump(2) + "\n"); }
 
 // Keeps the lines of a JSONL log whose "step" is at most `step` (a resumed run rewrites the rest).
 void truncate_log(const fs::path& p, int64_t step) {
@@ -85,8 +82,9 @@ void truncate_log(const fs::path& p, int64_t step) {
     }
   }
   in.close();
-  std::ofstream out(p, std::ios::trunc);
-  for (const auto& l : keep) out << l << "\n";
+  std::string text;
+  for (const auto& l : keep) text += l + "\n";
+  write_file_atomically(p.string(), text);
 }
 
 std::mt19937_64 step_rng(uint64_t seed, int64_t step, uint64_t salt) {
