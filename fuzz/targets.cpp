@@ -47,6 +47,12 @@ using nlohmann::ordered_json;
 
 namespace {
 
+// Error is how circuitscope rejects input, except kInternal, which is a broken invariant: a finding.
+void rethrow_internal(const Error& e) {
+  if (e.code() == ErrorCode::kInternal) throw;
+}
+
+
 std::string bytes_to_string(const uint8_t* data, size_t size) {
   return size == 0 ? std::string() : std::string(reinterpret_cast<const char*>(data), size);
 }
@@ -112,16 +118,19 @@ void exercise_tokenizer(const Tokenizer& tok, std::string_view text) {
       check_encoding(tok, e, text);
       check_decoded(tok.decode(e.ids, false));
       check_decoded(tok.decode(e.ids, true));
-    } catch (const Error&) {
+    } catch (const Error& e) {
+    rethrow_internal(e);
     }
   }
   try {
     (void)tok.normalize(text);
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   try {
     (void)pre_tokenize(tok, text);
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   (void)tok.token_to_id(text);
   // Ids made of the text's bytes, most of them out of range, and the edges of the range: decode skips
@@ -132,12 +141,14 @@ void exercise_tokenizer(const Tokenizer& tok, std::string_view text) {
   try {
     check_decoded(tok.decode(ids, false));
     check_decoded(tok.decode(ids, true));
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   for (const int64_t id : ids) {
     try {
       (void)tok.id_to_token(id);
-    } catch (const Error&) {
+    } catch (const Error& e) {
+    rethrow_internal(e);
     }
     (void)tok.is_special(id);
   }
@@ -254,7 +265,8 @@ int fuzz_safetensors(const uint8_t* data, size_t size) {
       (void)store.load(name, c10::kFloat);  // the model loader's conversion
     }
     (void)store.fingerprint();
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   return 0;
 }
@@ -273,7 +285,8 @@ int fuzz_config(const uint8_t* data, size_t size) {
     (void)config_to_json(c).dump();
     for (int64_t l = 0; l < std::min<int64_t>(c.n_layers, 256); ++l) (void)c.layer_uses_sliding_window(l);
     if (c.arch) (void)c.tensor_name(c.arch->names.q_w, 0);
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   return 0;
 }
@@ -288,7 +301,8 @@ int fuzz_tokenizer(const uint8_t* data, size_t size) {
   std::unique_ptr<Tokenizer> tok;
   try {
     tok = tokenizer_from_json(head, "fuzz tokenizer.json");
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
     return 0;
   }
   exercise_tokenizer(*tok, text);
@@ -324,12 +338,14 @@ int fuzz_chat_template(const uint8_t* data, size_t size) {
   std::optional<JinjaTemplate> tpl;
   try {
     tpl.emplace(bytes_to_string(data, size), "fuzz.jinja");
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
     return 0;
   }
   try {
     (void)tpl->render(context);
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   return 0;
 }
@@ -350,7 +366,8 @@ int fuzz_dataset_line(const uint8_t* data, size_t size) {
   for (const PairReadOptions* o : {&token_form, &text_form, &chat_form}) {
     try {
       check_pair(parse_pair_line(line, *o), *o);
-    } catch (const Error&) {
+    } catch (const Error& e) {
+    rethrow_internal(e);
     }
   }
   return 0;
@@ -370,40 +387,48 @@ int fuzz_report(const uint8_t* data, size_t size) {
     const std::string written = comparison_to_json(c).dump(1);
     (void)format_comparison(c);
     sections.push_back(compare_section(json::parse(written), "compare.json", "cmp"));
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   // evaluate and graph: the graph and edges, the metric.
   json j;
   try {
     j = read_json_file(path);
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
     return 0;
   }
   try {
     (void)report_edges(j, path);
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   try {
     (void)report_metric(j, path);
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   // report: the section the command picks for the file, and both builders on any JSON (they must
   // cope with anything that has the keys they are picked by).
   try {
     sections.push_back(section_for_input(path, "s1"));
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   try {
     sections.push_back(report_section(j, path, "r1", /*max_graph_edges=*/40));
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   try {
     sections.push_back(compare_section(j, path, "c1"));
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   try {
     (void)html_page(sections, "fuzz");
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   return 0;
 }
@@ -425,7 +450,8 @@ int fuzz_sweep_spec(const uint8_t* data, size_t size) {
     (void)sweep::parse_sweep_spec(json::parse(written), "sweep.json", sweep_fixture_dir(), basic_attribute_parser);
     const sweep::Plan plan = sweep::make_plan(spec);
     for (const sweep::Unit& u : plan.units) (void)u.id();
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    rethrow_internal(e);
   }
   return 0;
 }

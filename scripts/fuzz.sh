@@ -7,9 +7,11 @@
 #   bash scripts/fuzz.sh replay [TARGET...]             run the committed seeds and regressions once
 #   bash scripts/fuzz.sh ci                             build, replay, then each target FUZZ_SECONDS (30) s;
 #                                                       exits non-zero on any crash
-#   bash scripts/fuzz.sh campaign [SECONDS] [RUNS]      each target until RUNS (1000000) executions or
-#                                                       SECONDS (1800) s, one at a time; counts logged to
-#                                                       build-asan/fuzz-campaign.log
+#   bash scripts/fuzz.sh campaign [SECONDS] [RUNS] [TARGET...]
+#                                                       each target (default: all) until RUNS (1000000)
+#                                                       executions or SECONDS (1800) s, one at a time; counts
+#                                                       logged to build-asan/fuzz-campaign.log (two
+#                                                       campaigns over disjoint targets may run at once)
 #   bash scripts/fuzz.sh list                           the targets
 #
 # Each target's working corpus is build-asan/fuzz-corpus/TARGET (new inputs go there; it grows from run
@@ -242,13 +244,17 @@ case "$cmd" in
   campaign)
     secs=${1:-1800}
     runs=${2:-1000000}
-    [[ $secs =~ ^[0-9]+$ && $runs =~ ^[0-9]+$ ]] || die "usage: bash scripts/fuzz.sh campaign [SECONDS] [RUNS]"
+    [[ $secs =~ ^[0-9]+$ && $runs =~ ^[0-9]+$ ]] || die "usage: bash scripts/fuzz.sh campaign [SECONDS] [RUNS] [TARGET...]"
+    shift $(($# < 2 ? $# : 2))
+    chosen=("$@")
+    [ ${#chosen[@]} -eq 0 ] && chosen=("${TARGETS[@]}")
+    for t in "${chosen[@]}"; do check_target "$t"; done
     campaign_log="$BUILD_DIR/fuzz-campaign.log"
     mkdir -p "$BUILD_DIR"
     echo "# $(date -u +%FT%TZ) campaign: each target until $runs executions or $secs s ($(git rev-parse --short HEAD 2>/dev/null || echo '?'))" \
       >> "$campaign_log"
     status=0
-    for t in "${TARGETS[@]}"; do
+    for t in "${chosen[@]}"; do
       line=$(run_target "$t" "$secs -runs=$runs" "$BUILD_DIR/fuzz-logs/campaign-$t.log") || status=1
       echo "$line"
       stamp=$(date -u +%FT%TZ)

@@ -48,7 +48,9 @@ double finite_difference(HookedTransformer& m, const Graph& g, const Attribution
   if (run_ids.defined()) run.clean_ids = run_ids;
   const at::Tensor zc = upstream_activations(m, g, b.clean_ids, {}).select(2, up);
   const at::Tensor zx = upstream_activations(m, g, b.corrupted_ids, {}).select(2, up);
-  auto [hook, head] = down_hook(g.downstream()[down], g.spec().n_layers);
+  const auto hook_head = down_hook(g.downstream()[down], g.spec().n_layers);
+  const auto& hook = hook_head.first;  // not a structured binding: clang < 16 cannot capture those
+  const auto& head = hook_head.second;
   auto central = [&](double h) {
     double f[2];
     for (int s = 0; s < 2; ++s) {

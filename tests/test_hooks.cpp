@@ -199,7 +199,8 @@ TEST_CASE("gradients flow through hooks and match finite differences", "[hooks][
   REQUIRE(grad.abs().sum().item<double>() > 0);
   // Central differences in float32 on three elements of z (all at or before position 7, so all matter).
   c10::AutoGradMode no_grad(false);
-  for (auto [t, hd, d] : {std::tuple<int64_t, int64_t, int64_t>{7, 0, 3}, {2, 3, 10}, {5, 1, 0}}) {
+  for (const auto& tdd : {std::tuple<int64_t, int64_t, int64_t>{7, 0, 3}, {2, 3, 10}, {5, 1, 0}}) {
+    const int64_t t = std::get<0>(tdd), hd = std::get<1>(tdd), d = std::get<2>(tdd);  // clang < 16: no binding captures
     const double eps = 1e-2;
     auto value_with = [&](double delta) {
       at::Tensor add = at::zeros({1, 8, 4, 16});

@@ -153,7 +153,23 @@ TEST_CASE("Jinja templates that loop, recurse or grow without end hit a budget",
     render_template("{% set ns = namespace(x=none) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}", ctx,
                     "nest");
   }, ErrorCode::kInput, {"nest", "nested deeper than 256"});
-  // Within budget: a macro that recurses 200 deep, and a namespace nested 200 deep.
+  // Widths that decide an allocation are checked before it; a fill must be one character.
+  expect_error([&] { render_template("{{ 'a'.center(3000000000) }}", ctx, "center"); }, ErrorCode::kInput, {"center", "MiB"});
+  expect_error([&] { render_template("{{ 'a'.center(9, 'xy') }}", ctx, "fill"); }, ErrorCode::kInput, {"one character"});
+  expect_error([&] { render_template("{{ 'x' | indent(3000000000) }}", ctx, "indent"); }, ErrorCode::kInput, {"indent"});
+  expect_error([&] { render_template("{{ '%99999999999999999999s' % 'a' }}", ctx, "pct"); }, ErrorCode::kInput,
+               {"pct", "too large"});
+  // Lists that share items print in time exponential in their depth: a visit budget ends it.
+  expect_error([&] {
+    render_template("{% set ns = namespace(a=[1]) %}{% for i in range(40) %}{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ ns.a }}",
+                    ctx, "dag");
+  }, ErrorCode::kInput, {"dag", "visited more than"});
+  // Within budget: a macro that recurses 200 deep, a namespace nested 200 deep, a string built up
+  // piece by piece (960 kB, quadratic copying), and a cycler whose method outlives it.
+  CHECK(render_template("{% set ns = namespace(c='') %}{% for i in range(1200) %}{% set ns.c = ns.c ~ ('y' * 800) %}"
+                        "{% endfor %}{{ ns.c | length }}",
+                        ctx) == "960000");
+  CHECK(render_template("{% set f = cycler(1, 2).next %}{{ f() }}{{ f() }}{{ f() }}", ctx) == "121");
   CHECK(render_template("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% else %}done{% endif %}{% endmacro %}{{ f(200) }}",
                         ctx) == "done");
   CHECK(render_template("{% set ns = namespace(x=0) %}{% for i in range(200) %}{% set ns.x = [ns.x] %}{% endfor %}ok", ctx) ==

@@ -53,7 +53,7 @@ int run_batch(const ChatFormatOptions& o, const TokenizerConfig& cfg, const Jinj
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = o.input_jsonl + ":" + std::to_string(n);
     nlohmann::ordered_json row;
-    check_json_depth(line, where);
+    check_json_depth(line, where, false, ErrorCode::kInput);
     try {
       row = nlohmann::ordered_json::parse(line);
     } catch (const nlohmann::ordered_json::exception& e) {

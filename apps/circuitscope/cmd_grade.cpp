@@ -33,7 +33,7 @@ int run_grade(const GradeOptions& o) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = o.input + ":" + std::to_string(lineno);
     nlohmann::json j;
-    check_json_depth(line, where);
+    check_json_depth(line, where, false, ErrorCode::kInput);
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {

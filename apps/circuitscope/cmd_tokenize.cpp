@@ -84,7 +84,7 @@ int run_batch(const Tokenizer& tok, const TokenizeOptions& o) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::string where = o.input_jsonl + ":" + std::to_string(n);
     nlohmann::json j;
-    check_json_depth(line, where);
+    check_json_depth(line, where, false, ErrorCode::kInput);
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {

@@ -7,14 +7,18 @@
 #include <string>
 #include <string_view>
 
+#include "circuitscope/error.hpp"
+
 namespace circuitscope {
 
 // Deeper than any real config, tokenizer, template context or report (they stay under 10).
 constexpr int kMaxJsonDepth = 512;
 
-// Throws Error(kFormat) "<what>: JSON nested deeper than 512 levels (at byte N)". Brackets inside
+// Throws Error(code) "<what>: JSON nested deeper than 512 levels (at byte N)": kFormat for files,
+// kInput for the lines of a dataset-like JSONL file (as their other malformed lines). Brackets inside
 // strings do not count; with allow_comments, neither do those inside // and /* */ comments.
 // Linear in the text and allocation-free.
-void check_json_depth(std::string_view text, const std::string& what, bool allow_comments = false);
+void check_json_depth(std::string_view text, const std::string& what, bool allow_comments = false,
+                      ErrorCode code = ErrorCode::kFormat);
 
 }  // namespace circuitscope

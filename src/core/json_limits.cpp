@@ -4,7 +4,7 @@
 
 namespace circuitscope {
 
-void check_json_depth(std::string_view text, const std::string& what, bool allow_comments) {
+void check_json_depth(std::string_view text, const std::string& what, bool allow_comments, ErrorCode code) {
   int depth = 0;
   const size_t n = text.size();
   for (size_t i = 0; i < n; ++i) {
@@ -15,7 +15,7 @@ void check_json_depth(std::string_view text, const std::string& what, bool allow
         if (text[i] == '\\') ++i;
     } else if (c == '[' || c == '{') {
       if (++depth > kMaxJsonDepth)
-        throw Error(ErrorCode::kFormat, what + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+        throw Error(code, what + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
                                             " levels (at byte " + std::to_string(i) + ")");
     } else if (c == ']' || c == '}') {
       if (depth > 0) --depth;  // unbalanced text is the parser's to reject

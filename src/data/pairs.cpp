@@ -47,7 +47,7 @@ std::vector<PromptItem> read_prompt_file(const std::string& path) {
       continue;
     }
     nlohmann::json j;
-    check_json_depth(t, where);
+    check_json_depth(t, where, false, ErrorCode::kInput);
     try {
       j = nlohmann::json::parse(t);
     } catch (const nlohmann::json::exception& e) {

@@ -24,7 +24,7 @@ Benchmark load_benchmark(const std::string& path) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(n);
     nlohmann::json j;
-    check_json_depth(line, where);
+    check_json_depth(line, where, false, ErrorCode::kInput);
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {

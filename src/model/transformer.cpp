@@ -103,8 +103,9 @@ void HookedTransformer::load_weights(const WeightSource& src) {
     stored_dtypes.insert(dt);
     used.insert(name);
     at::Tensor t = src.load(name, dtype_, device_);
-    // One reduction per tensor (no copy); the exact count only when the sum is not finite.
-    if (!std::isfinite(t.sum(at::kDouble).item<double>())) {
+    // Two reductions in the tensor's own dtype (no copy; NaN propagates through max); the exact
+    // count only when one is not finite.
+    if (!std::isfinite(t.max().item<double>()) || !std::isfinite(t.min().item<double>())) {
       const int64_t bad = t.numel() - at::isfinite(t).sum().item<int64_t>();
       if (bad > 0)
         report_non_finite("tensor '" + name + "' in " + src.where + " has " + std::to_string(bad) + " NaN or Inf value(s) of " +

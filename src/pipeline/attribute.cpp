@@ -72,10 +72,18 @@ namespace {
 // The first hook point whose output has a NaN or Inf in a plain forward of `ids`; "" if none.
 std::string first_non_finite_hook(HookedTransformer& model, const std::vector<int64_t>& ids) {
   std::string first;
-  HookHandle h = model.hooks().add("*", [&first](const at::Tensor& x, const HookContext& ctx) {
+  auto check = [&first](const at::Tensor& x, const HookContext& ctx) {
     if (first.empty() && x.is_floating_point() && !at::isfinite(x).all().item<bool>()) first = ctx.name;
     return x;
-  });
+  };
+  // The points a plain forward computes anyway, in forward order (not "*": the per-head input and
+  // result points would switch the layers into their costlier split mode).
+  std::vector<HookHandle> handles;
+  for (const char* p : {"hook_embed", "blocks.*.hook_resid_pre", "blocks.*.attn.hook_q", "blocks.*.attn.hook_k",
+                        "blocks.*.attn.hook_v", "blocks.*.attn.hook_z", "blocks.*.hook_attn_out",
+                        "blocks.*.hook_resid_mid", "blocks.*.mlp.hook_post", "blocks.*.hook_mlp_out",
+                        "blocks.*.hook_resid_post"})
+    handles.push_back(model.hooks().add(p, check));
   at::NoGradGuard no_grad;
   const at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0).to(model.device());  // [1, pos]
   const at::Tensor logits = model.forward(input);
@@ -90,7 +98,9 @@ void check_finite_scores(HookedTransformer& model, const std::vector<PairExample
   for (double v : s.scores) bad += std::isfinite(v) ? 0 : 1;
   if (bad == 0 && std::isfinite(s.metric_clean) && std::isfinite(s.metric_corrupted)) return;
   std::string where;
-  for (const PairExample& ex : examples) {
+  constexpr size_t kMaxDiagnosed = 16;  // when only the gradients overflow, every forward is clean
+  for (size_t i = 0; i < examples.size() && i < kMaxDiagnosed; ++i) {
+    const PairExample& ex = examples[i];
     for (const auto* ids : {&ex.clean_ids, &ex.corrupted_ids}) {
       const std::string hook = first_non_finite_hook(model, *ids);
       if (!hook.empty()) {
@@ -103,7 +113,9 @@ void check_finite_scores(HookedTransformer& model, const std::vector<PairExample
   }
   report_non_finite("attribution produced NaN or Inf: " + std::to_string(bad) + " edge score(s), metric clean " +
                     std::to_string(s.metric_clean) + ", corrupted " + std::to_string(s.metric_corrupted) +
-                    (where.empty() ? "; no activation of a plain forward is non-finite (the gradients overflowed?)" : where));
+                    (where.empty() ? "; no activation of a plain forward of the first " + std::to_string(std::min(examples.size(), kMaxDiagnosed)) +
+                         " pair(s) is non-finite (the gradients overflowed?)"
+                   : where));
 }
 
 }  // namespace

@@ -201,7 +201,8 @@ std::string temp_name_for(const std::string& path) {
          std::to_string(std::random_device{}());
 }
 
-// fsync before the rename: after a crash of the machine the name points at the whole new file.
+// fsync before the rename: after a crash of the machine the name holds the old file or the whole
+// new one (the folder itself is not synced, so which of the two is not guaranteed).
 void sync_and_rename(const std::string& tmp, const std::string& path) {
   const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 || ::fsync(fd) != 0) {
@@ -226,8 +227,8 @@ void write_file_atomically(const std::string& path, const std::string& text) {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw Error(ErrorCode::kIo, "cannot write '" + tmp + "'");
     f << text;
-    if (!f.flush()) {
-      f.close();
+    f.close();  // a quota or NFS error may only show here
+    if (f.fail()) {
       std::remove(tmp.c_str());
       throw Error(ErrorCode::kIo, "write to '" + tmp + "' failed");
     }
@@ -250,10 +251,8 @@ std::ostream& AtomicFileWriter::stream() { return *out_; }
 
 void AtomicFileWriter::commit() {
   if (committed_) return;
-  out_->flush();
-  const bool ok = static_cast<bool>(*out_);
-  out_->close();
-  if (!ok) throw Error(ErrorCode::kIo, "write to '" + tmp_ + "' failed");
+  out_->close();  // flushes; a quota or NFS error may only show here
+  if (out_->fail()) throw Error(ErrorCode::kIo, "write to '" + tmp_ + "' failed");
   sync_and_rename(tmp_, path_);
   committed_ = true;
 }

@@ -87,12 +87,11 @@ json merge_options(const SweepSpec& spec) {
 // the options. A report whose recorded key matches is current and is not merged again. A unit's
 // "run" block (time, host) is left out: a recomputed unit with the same content merges to the same
 // report, and the key, like the report, is the same bytes from run to run.
-std::string merge_key(const std::vector<std::string>& unit_texts, const json& options) {
+std::string merge_key(const std::vector<json>& unit_records, const json& options) {
   std::string material = options.dump();
-  for (const std::string& t : unit_texts) {
-    json u = json::parse(t, nullptr, /*allow_exceptions=*/false);  // already validated; depth-checked there
+  for (json u : unit_records) {
     if (u.is_object()) u.erase("run");
-    material += "\n" + sha256_hex(u.is_discarded() ? t : u.dump());
+    material += "\n" + sha256_hex(u.dump());
   }
   return sha256_hex(material);
 }
@@ -146,7 +145,7 @@ MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const Mer
   StepHeads base;
   for (const Checkpoint* c : complete) {
     std::vector<UnitRecord> units;
-    std::vector<std::string> texts;
+    std::vector<json> records;
     for (const Unit& u : plan.units)
       if (u.checkpoint.name == c->name) {
         UnitRecord r;
@@ -156,13 +155,12 @@ MergeResult merge_sweep(const SweepSpec& spec, const std::string& dir, const Mer
         if (!rec) throw Error(ErrorCode::kInput, r.path + " is missing or unreadable (a unit rerun since the status check?); "
                                                           "run `sweep status` and merge again");
         r.record = *rec;
-        r.text = read_text_file(r.path);
-        texts.push_back(r.text);
+        records.push_back(r.record);
         units.push_back(std::move(r));
       }
     const std::string path = (fs::path(dir) / "reports" / (c->name + ".json")).string();
     const std::string key_path = unit_dir(dir, *c) + "/merged.json";
-    const std::string key = merge_key(texts, opts);
+    const std::string key = merge_key(records, opts);
     json report;
     if (fs::exists(path) && fs::exists(key_path) && recorded_key(key_path) == key) {
       spdlog::info("merge {}: its report is current (same units and options); kept", c->name);

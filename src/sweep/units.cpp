@@ -631,9 +631,12 @@ void record_plan(const std::string& dir, const json& resolved) {
     if (old == text) return;
     std::string what;
     try {
+      check_json_depth(old, path);
       what = inputs_difference(json::parse(old), resolved);
     } catch (const json::exception&) {
       what = "unreadable";
+    } catch (const Error&) {
+      what = "unreadable (nested too deep)";
     }
     spdlog::warn("{} described another sweep ({}); rewriting it. Array tasks must see the same plan: plan once "
                  "(`sweep plan`, as scripts/slurm/submit_sweep.sh does) and run every task from {}",

@@ -25,6 +25,7 @@ std::string JinjaTemplate::render(const ordered_json& context) const {
     throw Error(ErrorCode::kInput, program_->name + ": the render context must be a JSON object, got " +
                                        std::string(context.type_name()));
   jinja::Value ctx;
+  jinja::NestingGuard::reset_visits();  // the visit budget is per render (the context's conversion counts)
   try {
     ctx = jinja::from_json(context);
   } catch (const jinja::ValueError& e) {

@@ -230,7 +230,7 @@ struct Scope {
 // overflow the stack or exhaust memory; real chat templates stay far below each limit.
 struct Budget {
   static constexpr int64_t kMaxSteps = 5'000'000;        // statements run + expressions evaluated
-  static constexpr int64_t kMaxBytes = int64_t{256} << 20;  // bytes of computed strings and lists + output
+  static constexpr int64_t kMaxBytes = int64_t{2} << 30;    // bytes of string and list results + output
   static constexpr int kMaxDepth = 1500;                  // nested evaluation: expressions, blocks, calls
   static constexpr int kMaxValueDepth = 256;              // nesting of a value stored in a namespace
 };
@@ -245,6 +245,7 @@ class Runtime {
   // Each throws ValueError(kSecurity) naming the budget when it is exceeded.
   void enter();  // one more nested evaluation (and one step)
   void step();   // one step (a loop iteration)
+  void charge_steps(int64_t n);
   int64_t steps() const { return steps_; }
   int64_t bytes() const { return bytes_; }
   void leave() { --depth_; }
@@ -280,6 +281,7 @@ class Runtime {
   int64_t steps_ = 0;
   int64_t bytes_ = 0;
   std::vector<std::weak_ptr<Scope>> closure_scopes_;
+  NamespaceTracker namespaces_;  // destroyed after ~Runtime's body: clears the render's namespaces
   const Program& program_;
   const DictData& context_;
   std::shared_ptr<Scope> scope_;

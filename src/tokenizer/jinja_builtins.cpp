@@ -194,7 +194,7 @@ std::string str_format(const std::string& fmt, const CallArgs& a) {
         if (auto_idx >= a.pos.size()) throw ValueError{ValueError::Kind::kValue, "Replacement index out of range"};
         v = a.pos[auto_idx++];
       } else if (std::all_of(field.begin(), field.end(), [](char x) { return std::isdigit(static_cast<unsigned char>(x)); })) {
-        size_t k = std::stoul(field);
+        const size_t k = static_cast<size_t>(parse_small_decimal(field, "format field"));
         if (k >= a.pos.size()) throw ValueError{ValueError::Kind::kValue, "Replacement index out of range"};
         v = a.pos[k];
       } else {
@@ -253,9 +253,11 @@ bool case_test(const std::string& s, bool lower) {
 }
 
 std::string pad(const std::string& s, int64_t width, const std::string& fill, int where) {  // -1 left, 0 center, 1 right
+  if (length(Value(fill)) != 1) throw_type_error("The fill character must be exactly one character long");
   int64_t n = length(Value(s));
   if (n >= width) return s;
   int64_t total = width - n;
+  check_built_size(total * static_cast<int64_t>(fill.size()) + static_cast<int64_t>(s.size()), "padding");
   int64_t left = where < 0 ? 0 : where > 0 ? total : total / 2 + (total & width & 1);
   std::string out;
   for (int64_t i = 0; i < left; ++i) out += fill;
@@ -375,6 +377,7 @@ Value string_method(const std::string& s, const std::string& name) {
       Params p(a, fn, {"width"});
       int64_t w = p.get_int(0, 0), n = length(Value(s));
       if (n >= w) return Value(s);
+      check_built_size(w, "zfill");
       size_t sign = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
       return Value(s.substr(0, sign) + std::string(static_cast<size_t>(w - n), '0') + s.substr(sign));
     };
@@ -839,6 +842,7 @@ Value f_format(Runtime&, const Value& v, CallArgs& a) {
 Value f_indent(Runtime&, const Value& v, CallArgs& a) {
   Params p(a, "indent", {"width", "first", "blank"});
   Value w = p.get(0, Value(4));
+  if (!w.is_string()) check_built_size(w.int_value(), "indent width");
   std::string ind = w.is_string() ? w.as_string() : std::string(static_cast<size_t>(std::max<int64_t>(0, w.int_value())), ' ');
   bool first = truthy(p.get(1, Value(false))), blank = truthy(p.get(2, Value(false)));
   if (v.is_undefined()) throw_undefined(v);  // Jinja appends "\n" to it, which Undefined refuses
@@ -1082,6 +1086,8 @@ Value f_tojson(Runtime&, const Value& v, CallArgs& a) {
     o.indent_is_string = true;
     o.indent_string = indent.as_string();
   } else if (indent.is_int() || indent.is_bool()) {
+    check_built_size(indent.int_value(), "tojson indent");  // per level: real indents are 2 or 4
+    if (indent.int_value() > 4096) throw_value_error("tojson: indent " + std::to_string(indent.int_value()) + " is too large");
     o.indent = static_cast<int>(std::max<int64_t>(0, indent.int_value()));
   } else if (!indent.is_none()) {
     throw_type_error("tojson: indent must be an int or a string");
@@ -1272,6 +1278,7 @@ Value g_dict(CallArgs& a) {
 
 Value g_namespace(CallArgs& a) {
   auto ns = std::make_shared<NamespaceData>();
+  track_namespace(ns);
   for (const auto& x : a.pos) {
     if (!x.is_dict()) throw_type_error("namespace(): positional argument must be a mapping");
     for (const auto& [k, v] : x.as_dict().items) ns->attrs.set(k, v);
@@ -1312,21 +1319,24 @@ Value g_joiner(CallArgs& a) {
 Value g_cycler(CallArgs& a) {
   if (a.pos.empty()) throw_type_error("at least one item has to be provided");
   auto ns = std::make_shared<NamespaceData>();
+  track_namespace(ns);
   auto items = std::make_shared<std::vector<Value>>(a.pos);
   auto pos = std::make_shared<size_t>(0);
-  NamespaceData* raw = ns.get();  // the namespace owns these callables; a raw back-pointer avoids a cycle
-  raw->attrs.set("current", (*items)[0]);
-  raw->attrs.set("next", make_callable("cycler.next", [items, pos, raw](CallArgs&) {
-                   Value v = (*items)[*pos];
-                   *pos = (*pos + 1) % items->size();
-                   raw->attrs.set("current", (*items)[*pos]);
-                   return v;
-                 }));
-  raw->attrs.set("reset", make_callable("cycler.reset", [items, pos, raw](CallArgs&) {
-                   *pos = 0;
-                   raw->attrs.set("current", (*items)[0]);
-                   return Value::none();
-                 }));
+  // `cycler(...).next` may outlive its cycler (Jinja2 allows it): the callables own the state and
+  // update `current` only while the namespace lives. A weak pointer: no cycle through the callables.
+  std::weak_ptr<NamespaceData> weak = ns;
+  ns->attrs.set("current", (*items)[0]);
+  ns->attrs.set("next", make_callable("cycler.next", [items, pos, weak](CallArgs&) {
+                  Value v = (*items)[*pos];
+                  *pos = (*pos + 1) % items->size();
+                  if (auto n = weak.lock()) n->attrs.set("current", (*items)[*pos]);
+                  return v;
+                }));
+  ns->attrs.set("reset", make_callable("cycler.reset", [items, pos, weak](CallArgs&) {
+                  *pos = 0;
+                  if (auto n = weak.lock()) n->attrs.set("current", (*items)[0]);
+                  return Value::none();
+                }));
   return Value(NamespacePtr(std::move(ns)));
 }
 

@@ -1,6 +1,8 @@
 // Tree-walking evaluator of the Jinja engine. Scoping follows Jinja2: `for` bodies (each iteration),
 // macros, `with` and set/filter blocks get their own scope; `if` does not. Assignments inside a
 // loop are therefore invisible after it (templates use namespace() for that).
+#include <algorithm>
+
 #include "circuitscope/error.hpp"
 #include "tokenizer/jinja_ast.hpp"
 
@@ -77,6 +79,11 @@ void Runtime::step() {
                                                       " steps (an endless loop or recursion?)"};
 }
 
+void Runtime::charge_steps(int64_t n) {
+  steps_ += n - 1;
+  step();
+}
+
 void Runtime::enter() {
   step();
   if (++depth_ > Budget::kMaxDepth) {
@@ -94,7 +101,12 @@ void Runtime::charge_bytes(size_t n) {
 }
 
 void Runtime::keep_closure_scope(const std::shared_ptr<Scope>& s) {
-  if (closure_scopes_.empty() || closure_scopes_.back().lock() != s) closure_scopes_.push_back(s);
+  if (!closure_scopes_.empty() && closure_scopes_.back().lock() == s) return;
+  if (closure_scopes_.size() >= 1024)  // macros defined in a loop: forget the scopes that died
+    closure_scopes_.erase(std::remove_if(closure_scopes_.begin(), closure_scopes_.end(),
+                                         [](const std::weak_ptr<Scope>& w) { return w.expired(); }),
+                          closure_scopes_.end());
+  closure_scopes_.push_back(s);
 }
 
 Value Runtime::lookup(const std::string& name) const {
@@ -146,14 +158,11 @@ void Runtime::assign(const Target& t, const Value& v) {
           throw ValueError{ValueError::Kind::kType, "cannot assign attribute on non-namespace object"};
         // A namespace carries values across loop iterations: the one place nesting can grow without
         // bound, or a namespace come to contain itself.
-        const Value old = ns.as_namespace().attrs.find(t.attr) ? *ns.as_namespace().attrs.find(t.attr) : Value();
+        // Only the new value is walked: the namespace's other attributes passed this check already.
+        int64_t visited = 0;
+        value_depth(v, Budget::kMaxValueDepth, &ns.as_namespace(), &visited);
+        charge_steps(visited);
         ns.as_namespace().attrs.set(t.attr, v);
-        try {
-          value_depth(ns, Budget::kMaxValueDepth);
-        } catch (...) {
-          ns.as_namespace().attrs.set(t.attr, old);
-          throw;
-        }
         return;
       }
     }
@@ -182,10 +191,14 @@ Value eval_expr(const Expr& e, Runtime& rt) {
   try {
     EvalDepth depth(rt);
     Value v = e.eval(rt);
+    // Every string or list result is charged, a lookup too: evaluating it copies it (a 40 MB string
+    // indexed in a loop must run out of budget, not run for hours). A computed one must also fit
+    // kMaxBuiltinBytes, which bounds the memory one value holds.
     if (v.is_string()) {
-      if (computes_new_value(e)) rt.charge_bytes(v.as_string().size());
+      rt.charge_bytes(v.as_string().size());
+      if (computes_new_value(e)) check_built_size(static_cast<int64_t>(v.as_string().size()), "a string");
     } else if (v.is_list()) {
-      if (computes_new_value(e)) rt.charge_bytes(v.as_list().items.size() * sizeof(Value));
+      rt.charge_bytes(v.as_list().items.size() * sizeof(Value));
     }
     return v;
   } catch (const ValueError& err) {

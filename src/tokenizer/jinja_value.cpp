@@ -203,6 +203,9 @@ std::string repr_string(const std::string& s) {
 }  // namespace
 
 NestingGuard::NestingGuard() {
+  if (++visits_ > kMaxVisits)
+    throw ValueError{ValueError::Kind::kSecurity, "printing or comparing values visited more than " +
+                                                      std::to_string(kMaxVisits) + " items (lists sharing items?)"};
   if (++nesting_ > kMaxNesting) {
     --nesting_;
     throw ValueError{ValueError::Kind::kValue,
@@ -211,6 +214,7 @@ NestingGuard::NestingGuard() {
 }
 NestingGuard::~NestingGuard() { --nesting_; }
 thread_local int NestingGuard::nesting_ = 0;
+thread_local int64_t NestingGuard::visits_ = 0;
 
 std::string repr(const Value& v) {
   NestingGuard guard;
@@ -291,6 +295,7 @@ bool equals(const Value& a, const Value& b) {
     case Value::Type::kString:
       return a.as_string() == b.as_string();
     case Value::Type::kList: {
+      if (a.list_ptr() == b.list_ptr()) return true;  // as Python's identity shortcut; saves shared DAGs
       const auto& x = a.as_list();
       const auto& y = b.as_list();
       if (x.tuple != y.tuple || x.items.size() != y.items.size()) return false;
@@ -299,6 +304,7 @@ bool equals(const Value& a, const Value& b) {
       return true;
     }
     case Value::Type::kDict: {
+      if (a.dict_ptr() == b.dict_ptr()) return true;
       const auto& x = a.as_dict();
       const auto& y = b.as_dict();
       if (x.items.size() != y.items.size()) return false;
@@ -400,8 +406,13 @@ int64_t mul_i(int64_t a, int64_t b) {
 Value repeat(const Value& seq, int64_t n) {
   // Checked before allocating: 'x' * 10**12 must raise, not exhaust memory.
   constexpr int64_t kMaxRepeatBytes = int64_t{64} << 20;
-  const int64_t unit = seq.is_string() ? static_cast<int64_t>(seq.as_string().size())
-                                       : static_cast<int64_t>(seq.as_list().items.size() * sizeof(Value));
+  int64_t unit = 0;
+  if (seq.is_string()) {
+    unit = static_cast<int64_t>(seq.as_string().size());
+  } else {
+    for (const Value& item : seq.as_list().items)  // copies of a Value copy its string
+      unit += static_cast<int64_t>(sizeof(Value) + (item.is_string() ? item.as_string().size() : 0));
+  }
   if (n > 0 && unit > 0 && n > kMaxRepeatBytes / unit)
     throw ValueError{ValueError::Kind::kSecurity, "repetition by " + std::to_string(n) + " would make more than " +
                                                       std::to_string(kMaxRepeatBytes >> 20) + " MiB"};
@@ -642,8 +653,13 @@ std::string percent_format(const std::string& fmt, const Value& args) {
         size_t dot = f.find('.');
         std::string w = f.substr(0, dot);
         w.erase(std::remove_if(w.begin(), w.end(), [](char c) { return !std::isdigit(static_cast<unsigned char>(c)); }), w.end());
-        if (dot != std::string::npos) s = s.substr(0, std::stoul("0" + f.substr(dot + 1)));
-        size_t width = w.empty() ? 0 : std::stoul(w);
+        if (dot != std::string::npos) {
+          std::string prec = f.substr(dot + 1);
+          prec.erase(std::remove_if(prec.begin(), prec.end(), [](char c) { return !std::isdigit(static_cast<unsigned char>(c)); }),
+                     prec.end());
+          s = s.substr(0, static_cast<size_t>(parse_small_decimal("0" + prec, "precision")));
+        }
+        const size_t width = w.empty() ? 0 : static_cast<size_t>(parse_small_decimal(w, "width"));
         if (s.size() < width) s = left ? s + std::string(width - s.size(), ' ') : std::string(width - s.size(), ' ') + s;
         out += s;
         break;
@@ -1067,28 +1083,26 @@ std::string py_capitalize(const std::string& s) {
 }
 
 
-int value_depth(const Value& v, int limit) {
-  // Lists and dicts are immutable once built, but may share items (a DAG): memoized per render of
-  // this call. Namespaces are mutable and may contain themselves: a cycle exceeds the limit.
+int value_depth(const Value& v, int limit, const NamespaceData* forbidden, int64_t* visited) {
+  // Memoized per container: within one walk nothing changes, and shared items (a DAG) cost once.
   std::unordered_map<const void*, int> memo;
+  auto too_deep = [&]() {
+    return ValueError{ValueError::Kind::kSecurity, "value nested deeper than " + std::to_string(limit) + " levels"};
+  };
   std::function<int(const Value&, int)> walk = [&](const Value& x, int level) -> int {
-    auto too_deep = [&]() {
-      return ValueError{ValueError::Kind::kSecurity,
-                        "value nested deeper than " + std::to_string(limit) + " levels (does a namespace contain itself?)"};
-    };
     if (level > limit) throw too_deep();
     const void* key = nullptr;
     if (x.is_list()) key = x.list_ptr().get();
     else if (x.is_dict()) key = x.dict_ptr().get();
     else if (x.is_namespace()) key = x.namespace_ptr().get();
     else return 0;
-    if (!x.is_namespace()) {
-      auto it = memo.find(key);
-      if (it != memo.end()) {
-        if (level + it->second > limit) throw too_deep();
-        return it->second;
-      }
+    if (key == forbidden) throw ValueError{ValueError::Kind::kSecurity, "a namespace cannot contain itself"};
+    auto it = memo.find(key);
+    if (it != memo.end()) {
+      if (level + it->second > limit + 1) throw too_deep();
+      return it->second;
     }
+    ++*visited;
     int d = 0;
     if (x.is_list()) {
       for (const auto& item : x.as_list().items) d = std::max(d, walk(item, level + 1));
@@ -1096,10 +1110,45 @@ int value_depth(const Value& v, int limit) {
       const DictData& dd = x.is_dict() ? x.as_dict() : x.as_namespace().attrs;
       for (const auto& kv : dd.items) d = std::max(d, walk(kv.second, level + 1));
     }
-    if (!x.is_namespace()) memo[key] = d + 1;
+    memo[key] = d + 1;
     return d + 1;
   };
-  return walk(v, 0);
+  return walk(v, 1);
+}
+
+void check_built_size(int64_t bytes, const char* what) {
+  if (bytes > kMaxBuiltinBytes)
+    throw ValueError{ValueError::Kind::kSecurity, std::string(what) + " would make " + std::to_string(bytes) +
+                                                      " bytes; the limit is " + std::to_string(kMaxBuiltinBytes >> 20) +
+                                                      " MiB"};
+}
+
+int64_t parse_small_decimal(const std::string& digits, const char* what) {
+  int64_t v = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') throw_value_error(std::string(what) + ": '" + digits + "' is not a number");
+    if (v > (kMaxBuiltinBytes - (c - '0')) / 10)
+      throw ValueError{ValueError::Kind::kSecurity, std::string(what) + " " + digits + " is too large"};
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+namespace {
+thread_local NamespaceTracker* tl_tracker = nullptr;
+}  // namespace
+
+NamespaceTracker::NamespaceTracker() : previous(tl_tracker) { tl_tracker = this; }
+NamespaceTracker::~NamespaceTracker() {
+  tl_tracker = previous;
+  for (const auto& w : tracked)
+    if (auto ns = w.lock()) {
+      DictData empty;
+      std::swap(ns->attrs, empty);  // destroyed here, after the swap: no re-entry into a half-cleared dict
+    }
+}
+void track_namespace(const NamespacePtr& ns) {
+  if (tl_tracker) tl_tracker->tracked.push_back(ns);
 }
 
 }  // namespace circuitscope::jinja

@@ -134,19 +134,44 @@ std::string type_name(const Value& v);
 
 // Guards the functions that recurse into nested values (repr, str, ==, <, JSON): past kMaxNesting
 // levels they raise instead of overflowing the stack (a namespace that contains itself).
+// They also count the values they visit: lists that share items (ns.a = [ns.a, ns.a] in a loop)
+// print or compare in time exponential in their depth, so a render may visit at most kMaxVisits.
 class NestingGuard {
  public:
-  static constexpr int kMaxNesting = 400;
+  static constexpr int kMaxNesting = 600;  // above kMaxJsonDepth: any context the readers accept converts
+  static constexpr int64_t kMaxVisits = 20'000'000;
   NestingGuard();
   ~NestingGuard();
   NestingGuard(const NestingGuard&) = delete;
   NestingGuard& operator=(const NestingGuard&) = delete;
+  static void reset_visits() { visits_ = 0; }
 
  private:
   static thread_local int nesting_;
+  static thread_local int64_t visits_;
 };
-// The nesting depth of a value (0 for scalars); raises ValueError past `limit` (cycles included).
-int value_depth(const Value& v, int limit);
+// Widths, counts and fill sizes that decide an allocation ('a'.center(n), indent(n), '%ns', ...) are
+// checked against this before allocating: past it they raise instead of exhausting memory.
+constexpr int64_t kMaxBuiltinBytes = int64_t{64} << 20;
+void check_built_size(int64_t bytes, const char* what);
+// A decimal number written in a template ('{12}', '%30s'); raises instead of overflowing.
+int64_t parse_small_decimal(const std::string& digits, const char* what);
+// Namespaces made during a render, so that the render's end can break the reference cycles they may
+// form (a namespace that holds a cycler that holds the namespace).
+void track_namespace(const NamespacePtr& ns);
+struct NamespaceTracker {
+  NamespaceTracker();
+  ~NamespaceTracker();  // clears every tracked namespace still alive
+  NamespaceTracker(const NamespaceTracker&) = delete;
+  NamespaceTracker& operator=(const NamespaceTracker&) = delete;
+  std::vector<std::weak_ptr<NamespaceData>> tracked;
+  NamespaceTracker* previous = nullptr;
+};
+
+// The nesting depth of a value (0 for scalars); raises ValueError past `limit`, or when the value
+// contains the namespace `forbidden` (a namespace may not contain itself). Adds the containers it
+// visited (each once) to *visited.
+int value_depth(const Value& v, int limit, const NamespaceData* forbidden, int64_t* visited);
 
 // ---- Python semantics -------------------------------------------------------------------------
 bool truthy(const Value& v);
