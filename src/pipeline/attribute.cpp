@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <chrono>
 #include <cmath>
@@ -84,7 +85,7 @@ std::string first_non_finite_hook(HookedTransformer& model, const std::vector<in
                         "blocks.*.hook_resid_mid", "blocks.*.mlp.hook_post", "blocks.*.hook_mlp_out",
                         "blocks.*.hook_resid_post"})
     handles.push_back(model.hooks().add(p, check));
-  at::NoGradGuard no_grad;
+  c10::AutoGradMode no_grad(false);
   const at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0).to(model.device());  // [1, pos]
   const at::Tensor logits = model.forward(input);
   if (first.empty() && !at::isfinite(logits).all().item<bool>()) first = "logits";
