@@ -132,7 +132,12 @@ run_target() {
   # Fork mode goes on after a crash (and drops crashing seeds without counting them): new artifacts
   # are the record.
   local found
-  found=$(find "$artifacts" -type f -newer "$stamp" ! -name '.*' | sort)
+  # slow-unit-* files only record an input that took over 10 s (libFuzzer's -report_slow_units) and
+  # are listed, not counted: a loaded machine makes them. Timeouts (-timeout=10) are timeout-* files.
+  local slow
+  slow=$(find "$artifacts" -type f -newer "$stamp" -name 'slow-unit-*' | sort)
+  [ -n "$slow" ] && sed 's/^/    slow input (not a failure): /' <<<"$slow"
+  found=$(find "$artifacts" -type f -newer "$stamp" ! -name '.*' ! -name 'slow-unit-*' | sort)
   summarize "$t" "$log" "$rc" "$found" || rc=$?
   return "$rc"
 }
