@@ -110,7 +110,7 @@ std::vector<const Checkpoint*> SweepSpec::all_checkpoints() const {
   return out;
 }
 
-SweepSpec parse_sweep_spec(const json& j, const std::string& source, const std::string& base_dir,
+SweepSpec parse_sweep_spec_impl(const json& j, const std::string& source, const std::string& base_dir,
                            const AttributeParser& parse_attribute, json* resolved) {
   if (!j.is_object()) throw Error(ErrorCode::kFormat, source + ": a sweep must be a JSON object");
   check_keys(j, {"schema_version", "base", "checkpoints", "data", "chunk_size", "attribute", "log"}, source, "");
@@ -317,6 +317,17 @@ SweepSpec parse_sweep_spec(const json& j, const std::string& source, const std::
     *resolved = r;
   }
   return s;
+}
+
+// Paths in a spec come from its author: a name the file system refuses (too long, bad bytes) is an
+// input error naming the spec, not a std::filesystem exception.
+SweepSpec parse_sweep_spec(const json& j, const std::string& source, const std::string& base_dir,
+                           const AttributeParser& parse_attribute, json* resolved) {
+  try {
+    return parse_sweep_spec_impl(j, source, base_dir, parse_attribute, resolved);
+  } catch (const std::filesystem::filesystem_error& e) {
+    throw Error(ErrorCode::kInput, source + ": " + e.what());
+  }
 }
 
 SweepSpec read_sweep_spec(const std::string& path, const AttributeParser& parse_attribute, json* resolved) {
