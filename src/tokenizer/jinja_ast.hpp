@@ -229,7 +229,7 @@ struct Scope {
 // What one render may spend. A template from a model hub must end with an error, never hang,
 // overflow the stack or exhaust memory; real chat templates stay far below each limit.
 struct Budget {
-  static constexpr int64_t kMaxSteps = 5'000'000;        // statements run + expressions evaluated
+  static constexpr int64_t kMaxSteps = 1'000'000;        // statements run + expressions evaluated
   static constexpr int64_t kMaxBytes = int64_t{2} << 30;    // bytes of string and list results + output
   static constexpr int kMaxDepth = 1500;                  // nested evaluation: expressions, blocks, calls
   static constexpr int kMaxValueDepth = 256;              // nesting of a value stored in a namespace

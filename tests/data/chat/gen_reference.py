@@ -139,6 +139,8 @@ ENGINE = [
     # for loops
     ("loop_vars", "{% for x in 'abc' %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }}|{% endfor %}", {}),
     ("loop_prev_next_cycle", "{% for x in [1, 2, 3] %}{{ loop.previtem }}/{{ loop.nextitem }}/{{ loop.cycle('a', 'b') }} {% endfor %}", {}),
+    # loop is updated in place between iterations; a stored loop.cycle and a nested loop must see the right state
+    ("loop_state_each_iteration", "{% for x in 'abc' %}{% set c = loop.cycle %}{{ c(1, 2) }}{{ loop.index }}{{ loop.revindex }}{{ loop.first }}{{ loop.last }}{{ loop.previtem }}{{ loop.nextitem }}{% for y in [7, 8] %}{{ loop.index }}{{ y }}{{ c('p', 'q', 'r') }}{% endfor %}{{ loop.index0 }};{% endfor %}", {}),
     ("loop_else", "{% for x in [] %}y{% else %}empty{% endfor %}|{% for x in u %}y{% else %}undef-empty{% endfor %}|{% for x in [1] %}{{ x }}{% else %}no{% endfor %}", {}),
     ("loop_filter", "{% for x in range(10) if x is odd %}{{ x }}:{{ loop.index }}/{{ loop.length }} {% endfor %}", {}),
     ("loop_unpack_items", "{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}{% for k, v in d|items %}{{ k }}{{ v }}{% endfor %}{% for k in d %}{{ k }}{% endfor %}", {"d": {"b": 1, "a": 2}}),
