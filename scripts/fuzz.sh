@@ -37,28 +37,13 @@ TARGETS=(safetensors config tokenizer chat_template dataset_line report sweep_sp
 declare -A MAX_LEN=([safetensors]=8192 [config]=4096 [tokenizer]=16384 [chat_template]=8192
                     [dataset_line]=4096 [report]=16384 [sweep_spec]=4096)
 CLANG_PKGS=(clang-14 libclang-rt-14-dev llvm-14)  # compiler, libFuzzer + sanitizer runtimes, llvm-symbolizer
-SYMBOLIZER=/usr/bin/llvm-symbolizer-14
 
 say() { echo "== fuzz: $*"; }
 die() { echo "fuzz: $*" >&2; exit 2; }
 
 install_clang() {
   [ "${CIRCUITSCOPE_SKIP_SETUP:-0}" = "1" ] && return 0
-  bash scripts/setup.sh
-  local missing=() p
-  for p in "${CLANG_PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -eq 0 ]; then
-    say "clang packages already installed (${CLANG_PKGS[*]})"
-    return 0
-  fi
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  say "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  bash scripts/setup.sh "${CLANG_PKGS[@]}"
 }
 
 configure() {
@@ -95,15 +80,10 @@ binary() {
   echo "$b"
 }
 
-sanitizer_env() {
-  local asan="detect_leaks=1:symbolize=1:handle_abort=1"
-  [ -x "$SYMBOLIZER" ] && asan+=":external_symbolizer_path=$SYMBOLIZER"
-  [ -f fuzz/asan.supp ] && asan+=":suppressions=$PWD/fuzz/asan.supp"
-  export ASAN_OPTIONS="${ASAN_OPTIONS:-$asan}"
-  local ubsan="print_stacktrace=1:halt_on_error=1"
-  [ -f fuzz/ubsan.supp ] && ubsan+=":suppressions=$PWD/fuzz/ubsan.supp"
-  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-$ubsan}"
-  [ -f fuzz/lsan.supp ] && export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/fuzz/lsan.supp}"
+# shellcheck source=scripts/sanitizer_env.sh
+source scripts/sanitizer_env.sh
+fuzz_env() {
+  sanitizer_env
   # One thread: libtorch's and OpenBLAS's pools would only add noise (and threads for LSan to stop).
   export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 }
@@ -125,7 +105,7 @@ run_target() {
   for part in $limit; do
     if [[ $part == -runs=* ]]; then args+=("$part"); else args+=("-max_total_time=$part"); fi
   done
-  sanitizer_env
+  fuzz_env
   local rc=0 stamp="$artifacts/.run-started"
   touch "$stamp"
   "$bin" "${args[@]}" "$corpus" "tests/data/fuzz/$t/seeds" > "$log" 2>&1 || rc=$?
@@ -187,7 +167,7 @@ summarize() {
 replay() {
   local targets=("$@") t failed=0
   [ ${#targets[@]} -eq 0 ] && targets=("${TARGETS[@]}")
-  sanitizer_env
+  fuzz_env
   mkdir -p "$BUILD_DIR/fuzz-logs"
   for t in "${targets[@]}"; do
     check_target "$t"

@@ -23,13 +23,9 @@ bash scripts/fuzz.sh build
 cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target circuitscope circuitscope_tests
 echo "== sanitize: built in $((SECONDS - start)) s"
 
-SYMBOLIZER=/usr/bin/llvm-symbolizer-14
-asan="detect_leaks=1:symbolize=1:handle_abort=1:abort_on_error=0"
-[ -x "$SYMBOLIZER" ] && asan+=":external_symbolizer_path=$SYMBOLIZER"
-[ -f fuzz/asan.supp ] && asan+=":suppressions=$PWD/fuzz/asan.supp"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-$asan}"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-[ -f fuzz/lsan.supp ] && export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/fuzz/lsan.supp}"
+# shellcheck source=scripts/sanitizer_env.sh
+source scripts/sanitizer_env.sh
+sanitizer_env
 
 # The [spm] tests by name (ctest knows tests by name, not by tag). Catch2's listing exits with the
 # number of tests it listed, hence the "|| true".

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything circuitscope needs on Debian 12. Safe to run repeatedly:
 # it only asks apt for packages that are missing.
+#
+#   bash scripts/setup.sh                 the build's packages
+#   bash scripts/setup.sh PKG...          those and PKG... (scripts needing more, e.g. fuzz.sh's clang)
+#   bash scripts/setup.sh --only PKG...   just PKG... (scripts/slurm/local_cluster.sh's daemons)
 set -euo pipefail
 
 PKGS=(
@@ -14,6 +18,13 @@ PKGS=(
   libgraphviz-dev              # circuit graphs laid out and rendered in-process (cgraph + gvc)
   python3                      # the study statistics (scripts/study_summary.py, a ctest entry) and scripts/*.sh helpers
 )
+
+if [ "${1:-}" = "--only" ]; then
+  shift
+  [ $# -gt 0 ] || { echo "setup: --only needs package names" >&2; exit 2; }
+  PKGS=()
+fi
+PKGS+=("$@")
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -29,18 +29,11 @@ usage() {
   exit 2
 }
 
+# Where invoke-rc.d may start services, the packages' own munged/slurmd come up on the default socket
+# and /etc/slurm; ours use other sockets, ports and files, so they do not collide. stdout is the
+# caller's eval, so setup's messages go to stderr.
 install_missing() {
-  local missing=() p
-  for p in "${PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # Where invoke-rc.d may start services, the packages' own munged/slurmd come up on the default
-  # socket and /etc/slurm; ours use other sockets, ports and files, so they do not collide.
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  bash "$(dirname "${BASH_SOURCE[0]}")/../setup.sh" --only "${PKGS[@]}" >&2
 }
 
 pid_file() { echo "$STATE/run/$1.pid"; }
