@@ -1,5 +1,7 @@
 // Deterministic reports (issue #17): the same inputs, seed, thread count and device give the same
 // bytes, apart from the documented "run" block (time, host) of a sweep's unit and key files.
+// ATen before Catch2: c10 pulls in glog, whose CHECK must not replace Catch2's in a unity batch.
+#include <ATen/ATen.h>
 #include <catch2/catch.hpp>
 
 #include <filesystem>

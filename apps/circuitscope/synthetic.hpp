@@ -2,9 +2,12 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <ATen/core/Generator.h>
 #include <CLI/CLI.hpp>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 #include "circuitscope/config.hpp"
 
@@ -17,12 +20,24 @@ struct SyntheticShape {
   int64_t kv_heads = 4;
   int64_t d_mlp = 0;      // 0: 4 x d_model
   int64_t vocab = 32000;
+  std::string arch = "qwen2";  // qwen2: q/k/v biases, tied embeddings; llama: neither (Llama-3's layout)
 };
 
 void add_synthetic_shape_options(CLI::App* sub, SyntheticShape& s);
-// A Qwen2-architecture config (q/k/v biases, GQA) of that shape.
+// The Hugging Face config.json of that shape.
+nlohmann::json synthetic_hf_config(const SyntheticShape& s);
 ModelConfig synthetic_config(const SyntheticShape& s);
-// HF-named float32 tensors, std 0.02 like a fresh initialisation.
+
+// One weight of a synthetic model: N(0, 0.02) like a fresh initialisation, or ones (norm weights).
+struct SyntheticTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  bool ones = false;
+};
+// Every weight the model of `c` loads, in checkpoint order.
+std::vector<SyntheticTensor> synthetic_plan(const ModelConfig& c);
+at::Tensor make_synthetic(const SyntheticTensor& t, at::Generator& gen);  // float32, CPU
+// All of them in memory (float32).
 std::map<std::string, at::Tensor> synthetic_weights(const ModelConfig& c, uint64_t seed);
 
 }  // namespace circuitscope::app

@@ -93,6 +93,39 @@ class TensorStore {
 c10::ScalarType to_scalar_type(StDType t);
 StDType from_scalar_type(c10::ScalarType t);
 
+class AtomicFileWriter;
+
+// One tensor of a file to be written: the header is built from these before any data is.
+struct TensorSpec {
+  std::string name;
+  StDType dtype;
+  std::vector<int64_t> shape;
+};
+
+// Streams one .safetensors file, one tensor at a time in the order of `specs` (a checkpoint larger
+// than memory is written holding one tensor). The file appears at `path` only on commit(), complete
+// and flushed to disk; a writer destroyed before that (an exception) removes its temporary file.
+class SafetensorsWriter {
+ public:
+  SafetensorsWriter(std::string path, std::vector<TensorSpec> specs,
+                    const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+  // The next tensor (any device): its shape and dtype must be those of its spec.
+  void write(const at::Tensor& t);
+  // Error(kInternal) unless every tensor has been written.
+  void commit();
+  uint64_t data_bytes() const { return data_bytes_; }
+
+ private:
+  std::string path_;
+  std::vector<TensorSpec> specs_;
+  size_t next_ = 0;
+  uint64_t data_bytes_ = 0;
+  std::unique_ptr<AtomicFileWriter> out_;
+};
+
 // Writes tensors (any device/dtype among the supported ones) atomically: temp file, then rename.
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});

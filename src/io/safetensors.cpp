@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "circuitscope/error.hpp"
+#include "circuitscope/report.hpp"
 #include "circuitscope/json_limits.hpp"
 
 namespace circuitscope {
@@ -339,42 +340,65 @@ at::Tensor TensorStore::load(const std::string& name, c10::ScalarType dtype, c10
   return view.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
 }
 
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorSpec> specs,
+                                     const std::map<std::string, std::string>& metadata)
+    : path_(std::move(path)), specs_(std::move(specs)) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::vector<at::Tensor> cpu;
-  uint64_t offset = 0;
   std::set<std::string> seen;
-  for (const auto& [name, t] : tensors) {
-    if (!seen.insert(name).second) throw Error(ErrorCode::kInternal, "duplicate tensor name '" + name + "' when writing " + path);
-    at::Tensor c = t.detach().to(c10::kCPU).contiguous();
-    const StDType dt = from_scalar_type(c.scalar_type());
-    const uint64_t nbytes = static_cast<uint64_t>(c.numel()) * st_dtype_size(dt);
-    header[name] = {{"dtype", st_dtype_name(dt)}, {"shape", c.sizes().vec()}, {"data_offsets", {offset, offset + nbytes}}};
-    offset += nbytes;
-    cpu.push_back(c);
+  for (const auto& t : specs_) {
+    if (t.name.empty() || t.name == "__metadata__")
+      throw Error(ErrorCode::kInternal, "tensor name '" + t.name + "' cannot be written to " + path_);
+    if (!seen.insert(t.name).second)
+      throw Error(ErrorCode::kInternal, "duplicate tensor name '" + t.name + "' when writing " + path_);
+    uint64_t n = st_dtype_size(t.dtype);
+    for (int64_t d : t.shape) {
+      if (d < 0) throw Error(ErrorCode::kInternal, "tensor '" + t.name + "' has a negative dimension");
+      n *= static_cast<uint64_t>(d);
+    }
+    header[t.name] = {{"dtype", st_dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {data_bytes_, data_bytes_ + n}}};
+    data_bytes_ += n;
   }
   std::string hs = header.dump();
   while ((8 + hs.size()) % 8 != 0) hs.push_back(' ');  // keep the data buffer 8-byte aligned
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(ErrorCode::kIo, "cannot write '" + tmp + "': " + std::strerror(errno));
-    uint8_t len[8];
-    uint64_t n = hs.size();
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
-    out.write(reinterpret_cast<const char*>(len), 8);
-    out.write(hs.data(), static_cast<std::streamsize>(hs.size()));
-    for (const auto& c : cpu) out.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
-    if (!out) throw Error(ErrorCode::kIo, "write to '" + tmp + "' failed");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(ErrorCode::kIo, "cannot rename '" + tmp + "' to '" + path + "'");
-  }
+  out_ = std::make_unique<AtomicFileWriter>(path_);
+  uint8_t len[8];
+  const uint64_t n = hs.size();
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
+  out_->stream().write(reinterpret_cast<const char*>(len), 8);
+  out_->stream().write(hs.data(), static_cast<std::streamsize>(hs.size()));
+}
+
+SafetensorsWriter::~SafetensorsWriter() = default;
+
+void SafetensorsWriter::write(const at::Tensor& t) {
+  if (next_ >= specs_.size())
+    throw Error(ErrorCode::kInternal, "all " + std::to_string(specs_.size()) + " tensors of " + path_ + " are already written");
+  const TensorSpec& s = specs_[next_];
+  at::Tensor c = t.detach().to(c10::kCPU).contiguous();
+  if (c.sizes().vec() != s.shape || from_scalar_type(c.scalar_type()) != s.dtype)
+    throw Error(ErrorCode::kInternal, "tensor '" + s.name + "' for " + path_ + " is " + st_dtype_name(from_scalar_type(c.scalar_type())) +
+                                          " " + shape_str(c.sizes().vec()) + "; expected " + st_dtype_name(s.dtype) + " " + shape_str(s.shape));
+  out_->stream().write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
+  if (!out_->stream()) throw Error(ErrorCode::kIo, "write of tensor '" + s.name + "' to " + path_ + " failed");
+  ++next_;
+}
+
+void SafetensorsWriter::commit() {
+  if (next_ != specs_.size())
+    throw Error(ErrorCode::kInternal, path_ + ": " + std::to_string(next_) + " of " + std::to_string(specs_.size()) +
+                                          " tensors written before commit");
+  out_->commit();
+}
+
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorSpec> specs;
+  specs.reserve(tensors.size());
+  for (const auto& [name, t] : tensors) specs.push_back({name, from_scalar_type(t.scalar_type()), t.sizes().vec()});
+  SafetensorsWriter w(path, std::move(specs), metadata);
+  for (const auto& [name, t] : tensors) w.write(t);
+  w.commit();
 }
 
 }  // namespace circuitscope
