@@ -216,6 +216,19 @@ TEST_CASE("token ids out of range", "[errors][input]") {
   require_error([&] { model->forward(ids); }, ErrorCode::kInput, {"token id 512", "position 2", "vocab_size is 512"});
   at::Tensor neg = at::tensor({-1}, at::kLong).view({1, 1});
   require_error([&] { model->forward(neg); }, ErrorCode::kInput, {"token id -1"});
+
+  // forward() checks a tensor once (the check is a device sync on a GPU) and again after it changes.
+  at::Tensor ok = at::tensor({5, 17, 3}, at::kLong).view({1, 3});
+  model->forward(ok);
+  model->forward(ok);
+  ok[0][1].fill_(600);  // in place: a new version of the same tensor
+  require_error([&] { model->forward(ok); }, ErrorCode::kInput, {"token id 600", "position 1"});
+  // Logit positions checked against 3 positions are not taken as checked for a 2-position input.
+  at::Tensor good = at::tensor({5, 17, 3}, at::kLong).view({1, 3});
+  const at::Tensor pos = at::tensor({2}, at::kLong).view({1, 1});
+  model->forward(good, {}, nullptr, {}, pos);
+  require_error([&] { model->forward(good.narrow(1, 0, 2), {}, nullptr, {}, pos); }, ErrorCode::kInput,
+                {"logit_positions", "[0,2)"});
 }
 
 TEST_CASE("the CLI reports errors in one line with a meaningful exit code", "[errors][cli]") {

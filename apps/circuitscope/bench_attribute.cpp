@@ -48,15 +48,6 @@ double median_of(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Peak resident set size of this process in MiB (Linux), or -1.
-double peak_rss_mib() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
-  return -1;
-}
-
 int run_bench_attribute(const BenchAttributeOptions& o) {
   const ModelConfig cfg = synthetic_config(o.shape);
   auto model = HookedTransformer::from_tensors(cfg, synthetic_weights(cfg, 1), {o.dtype, o.device});
@@ -184,7 +175,7 @@ int run_bench_attribute(const BenchAttributeOptions& o) {
     std::printf("  peak GPU memory (CUDA caching allocator, allocated) %.1f MiB\n",
                 peak_device_memory_bytes(dev) / (1024.0 * 1024.0));
   else
-    std::printf("  peak resident memory of the process %.1f MiB\n", peak_rss_mib());
+    std::printf("  peak resident memory of the process %.1f MiB\n", peak_resident_bytes() / (1024.0 * 1024.0));
   return 0;
 }
 

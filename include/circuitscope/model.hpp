@@ -100,6 +100,17 @@ class HookedTransformer {
   std::string stored_dtype_;
   std::string fingerprint_;
   std::string source_;
+  // The last few input tensors (ids, logit positions) whose values forward() has range-checked,
+  // with their version counters. Reading values on a GPU is a device-to-host sync; EAP-IG runs m+2
+  // forwards on the same tensors, so each is checked once (changed in place, it is checked again).
+  struct CheckedInput {
+    at::Tensor tensor;
+    int64_t version;
+    int64_t bound;  // its values were found in [0, bound)
+  };
+  std::vector<CheckedInput> checked_inputs_;
+  bool input_checked(const at::Tensor& t, int64_t bound) const;
+  void remember_checked(const at::Tensor& t, int64_t bound);
 };
 
 // Sums over gradient runs of d(metric)/d(each head's own q, k or v input): what split mode's

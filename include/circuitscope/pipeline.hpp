@@ -65,6 +65,9 @@ struct EdgeScores {
   double metric_corrupted = 0.0;
   int64_t n_examples = 0;
   double seconds = 0.0;  // wall-clock time of the passes
+  // On CUDA, the caching allocator's peak during the passes; on the CPU, the process's peak
+  // resident memory so far (weights and data included). -1 where unknown.
+  int64_t peak_memory_bytes = -1;
 };
 EdgeScores score_edges(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
                        const AttributeSpec& spec, const std::function<void(size_t done, size_t total)>& on_batch = {});

@@ -32,6 +32,8 @@ int default_num_threads();
 bool device_memory_stats_available();
 void reset_peak_device_memory(const c10::Device& d);
 int64_t peak_device_memory_bytes(const c10::Device& d);
+// This process's peak resident memory (Linux VmHWM) in bytes since it started, or -1 where unknown.
+int64_t peak_resident_bytes();
 
 // A duration for progress lines, the one format all commands use: "4.2s", "37s", "3m05s", "2h07m".
 std::string format_duration(double seconds);

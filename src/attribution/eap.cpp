@@ -416,13 +416,30 @@ struct Stopwatch {
 
 }  // namespace
 
-EapResult eap_scores(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch_in, const EapOptions& opts) {
+namespace {
+
+// One batch's result, left on the model's device: a run of batches adds them up there and reads
+// them back once (each read is a device-to-host sync that stalls the queue of work).
+struct DeviceEapResult {
+  at::Tensor scores;            // [U, n_downstream] float32
+  at::Tensor metric_clean;      // [] float64
+  at::Tensor metric_corrupted;  // [] float64
+  int64_t n_examples = 0;
+};
+
+DeviceEapResult eap_batch(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch_in, const EapOptions& opts) {
   CS_SCOPE("cs::batch");
   check_metric_batch(model, batch_in, opts.metric);
   if (opts.ig_steps < 0) throw Error(ErrorCode::kUsage, "ig steps must be >= 0; found " + std::to_string(opts.ig_steps));
   if (opts.clean_corrupted && opts.ig_steps != 0)
     throw Error(ErrorCode::kUsage, "clean-corrupted takes no ig steps; found " + std::to_string(opts.ig_steps));
   const auto dev = model.device();
+  // The IG-inputs run k = 0 feeds exactly the corrupted embeddings; under the clean mask it is the
+  // corrupted run whenever both runs have the same mask (equal lengths). Compared where the batch
+  // was made (the host, usually), not on the device.
+  const bool same_masks = (!batch_in.attention_mask.defined() && !batch_in.corrupted_mask.defined()) ||
+                          (batch_in.attention_mask.defined() &&
+                           (!batch_in.corrupted_mask.defined() || at::equal(batch_in.attention_mask, batch_in.corrupted_mask)));
   AttributionBatch batch = batch_in;
   batch.clean_ids = batch.clean_ids.to(dev, at::kLong);
   batch.corrupted_ids = batch.corrupted_ids.to(dev, at::kLong);
@@ -435,10 +452,6 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
   const double sign = opts.loss ? -1.0 : 1.0;
   const bool ig_inputs = opts.ig_steps > 0 && opts.ig_mode == IgMode::kInputs;
   const bool ig_acts = opts.ig_steps > 0 && opts.ig_mode == IgMode::kActivations;
-  // The IG-inputs run k = 0 feeds exactly the corrupted embeddings; under the clean mask it is the
-  // corrupted run whenever both runs have the same mask (equal lengths).
-  const bool same_masks = (!clean_mask.defined() && !batch.corrupted_mask.defined()) ||
-                          (clean_mask.defined() && batch.corrupted_mask.defined() && at::equal(clean_mask, batch.corrupted_mask));
   const MetricRows rows = metric_rows(opts.metric, batch);
   Stopwatch sw;
 
@@ -502,12 +515,12 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
   }
   const double t_grad = sw.lap();
 
-  EapResult res;
+  DeviceEapResult res;
   res.n_examples = batch.clean_ids.size(0);
   {
     c10::AutoGradMode no_grad(false);
-    res.metric_clean = sign * metric_per_example(opts.metric, clean.logits, rows.batch, clean.logits).mean().item<double>();
-    res.metric_corrupted = sign * metric_per_example(opts.metric, corr.logits, rows.batch, clean.logits).mean().item<double>();
+    res.metric_clean = metric_per_example(opts.metric, clean.logits, rows.batch, clean.logits).mean().to(at::kDouble) * sign;
+    res.metric_corrupted = metric_per_example(opts.metric, corr.logits, rows.batch, clean.logits).mean().to(at::kDouble) * sign;
     if (!ig_acts) {
       // Scores in float32: delta [B,T,U,D] against each downstream node's averaged gradient.
       const at::Tensor d = delta_of(clean, corr, /*in_place=*/true);
@@ -515,10 +528,28 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const Attribu
       sum.add_scores(scores, d, graph, 1.0 / n_runs, 0, U);
     }
   }
-  res.scores = scores.to(at::kCPU);
+  res.scores = scores;
+  // On a GPU these times are of queueing the work, unless something synchronised in between.
   spdlog::debug("eap batch of {}: forward runs {:.3f} s, gradient runs {:.3f} s, scores {:.3f} s", res.n_examples, t_fwd,
                 t_grad, sw.lap());
   return res;
+}
+
+EapResult to_host(const DeviceEapResult& r) {
+  EapResult res;
+  res.n_examples = r.n_examples;
+  res.scores = r.scores.to(at::kCPU);
+  // One transfer for both metrics.
+  const at::Tensor m = at::stack({r.metric_clean, r.metric_corrupted}).to(at::kCPU);
+  res.metric_clean = m[0].item<double>();
+  res.metric_corrupted = m[1].item<double>();
+  return res;
+}
+
+}  // namespace
+
+EapResult eap_scores(HookedTransformer& model, const Graph& graph, const AttributionBatch& batch, const EapOptions& opts) {
+  return to_host(eap_batch(model, graph, batch, opts));
 }
 
 
@@ -526,19 +557,27 @@ EapResult eap_scores(HookedTransformer& model, const Graph& graph, const std::ve
                      const EapOptions& opts, int64_t batch_size, const std::function<void(size_t, size_t)>& on_batch) {
   if (examples.empty()) throw Error(ErrorCode::kInput, "no examples to attribute");
   if (batch_size <= 0) throw Error(ErrorCode::kUsage, "batch size must be positive; found " + std::to_string(batch_size));
-  EapResult total;
+  DeviceEapResult total;
   const size_t N = examples.size();
   for (size_t begin = 0; begin < N; begin += static_cast<size_t>(batch_size)) {
     const size_t end = std::min(N, begin + static_cast<size_t>(batch_size));
-    EapResult r = eap_scores(model, graph, make_attribution_batch(examples, begin, end), opts);
+    DeviceEapResult r = eap_batch(model, graph, make_attribution_batch(examples, begin, end), opts);
     const double w = static_cast<double>(end - begin) / static_cast<double>(N);  // batch means -> dataset mean
-    total.scores = total.scores.defined() ? total.scores + w * r.scores : w * r.scores;
-    total.metric_clean += w * r.metric_clean;
-    total.metric_corrupted += w * r.metric_corrupted;
+    if (!total.scores.defined()) {
+      total.scores = r.scores.mul_(w);
+      total.metric_clean = r.metric_clean * w;
+      total.metric_corrupted = r.metric_corrupted * w;
+    } else {
+      // w x r rounded, then added: the same float operations as summing on the host did.
+      total.scores.add_(r.scores.mul_(w));
+      total.metric_clean.add_(r.metric_clean * w);
+      total.metric_corrupted.add_(r.metric_corrupted * w);
+    }
+    // On a GPU this counts batches queued, which run ahead of the device by at most its launch queue.
     if (on_batch) on_batch(end, N);
   }
   total.n_examples = static_cast<int64_t>(N);
-  return total;
+  return to_host(total);
 }
 
 }  // namespace circuitscope

@@ -153,25 +153,37 @@ double circuit_metric(HookedTransformer& model, const Graph& graph, const Attrib
     cur.push_back(x.unsqueeze(2));
     return x;
   }));
-  // Split inputs [B,T,N,D]: add sum over patched u of (corr - current).
-  auto add_split = [&](const at::Tensor& x, const at::Tensor& w) {  // w [vis, N]
-    if (!w.any().item<bool>()) return x;
-    const int64_t vis = w.size(0);
-    return x + at::einsum("btud,un->btnd", {diff(vis), w.to(x.device(), dt)});
+  // Each input's weights [vis, N] go to the device once, not in every hook call (a host-to-device
+  // copy), and whether any edge into it is patched is read here on the host, not from the device.
+  struct PatchWeights {
+    at::Tensor w;  // [vis, N] on the model's device, compute dtype; undefined when nothing is patched
+    int64_t vis = 0;
   };
-  std::vector<at::Tensor> wq(L), wk(L), wv(L), wm(L);
+  auto prepare = [&](const at::Tensor& w_cpu, int64_t vis) {
+    PatchWeights p;
+    p.vis = vis;
+    const at::Tensor w = w_cpu.narrow(0, 0, vis);
+    if (w.any().item<bool>()) p.w = w.to(dev, dt).contiguous();
+    return p;
+  };
+  // Split inputs [B,T,N,D]: add sum over patched u of (corr - current).
+  auto add_split = [&](const at::Tensor& x, const PatchWeights& p) {
+    if (!p.w.defined()) return x;
+    return x + at::einsum("btud,un->btnd", {diff(p.vis), p.w});
+  };
+  std::vector<PatchWeights> wq(L), wk(L), wv(L), wm(L);
   for (int64_t l = 0; l < L; ++l) {
     const int64_t vis = 1 + l * (H + 1);
-    wq[l] = out.narrow(1, graph.downstream_q(l, 0), H).narrow(0, 0, vis).contiguous();
-    wk[l] = kv_weights(graph.downstream_k(l, 0)).narrow(0, 0, vis).contiguous();
-    wv[l] = kv_weights(graph.downstream_v(l, 0)).narrow(0, 0, vis).contiguous();
-    wm[l] = out.narrow(1, graph.downstream_mlp(l), 1).narrow(0, 0, vis + H).contiguous();
+    wq[l] = prepare(out.narrow(1, graph.downstream_q(l, 0), H), vis);
+    wk[l] = prepare(kv_weights(graph.downstream_k(l, 0)), vis);
+    wv[l] = prepare(kv_weights(graph.downstream_v(l, 0)), vis);
+    wm[l] = prepare(out.narrow(1, graph.downstream_mlp(l), 1), vis + H);
   }
-  const at::Tensor wl = out.narrow(1, graph.downstream_logits(), 1).contiguous();
+  const PatchWeights wl = prepare(out.narrow(1, graph.downstream_logits(), 1), U);
   hs.push_back(model.hooks().add("blocks.*.hook_q_input", [&](const at::Tensor& x, const HookContext& c) { return add_split(x, wq[c.layer]); }));
   hs.push_back(model.hooks().add("blocks.*.hook_k_input", [&](const at::Tensor& x, const HookContext& c) { return add_split(x, wk[c.layer]); }));
   hs.push_back(model.hooks().add("blocks.*.hook_v_input", [&](const at::Tensor& x, const HookContext& c) { return add_split(x, wv[c.layer]); }));
-  auto add_dense = [&](const at::Tensor& x, const at::Tensor& w) {  // x [B,T,D], w [vis,1]
+  auto add_dense = [&](const at::Tensor& x, const PatchWeights& w) {  // x [B,T,D], w [vis,1]
     return add_split(x.unsqueeze(2), w).squeeze(2);
   };
   hs.push_back(model.hooks().add("blocks.*.hook_mlp_in", [&](const at::Tensor& x, const HookContext& c) { return add_dense(x, wm[c.layer]); }));

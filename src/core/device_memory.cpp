@@ -1,5 +1,8 @@
 #include <ATen/Context.h>
 
+#include <fstream>
+#include <string>
+
 #include "circuitscope/error.hpp"
 #include "circuitscope/runtime.hpp"
 #include "core/torch_compat.hpp"
@@ -30,5 +33,19 @@ int64_t peak_device_memory_bytes(const c10::Device& d) {
   throw Error(ErrorCode::kUnsupported, "peak device memory of " + d.str() + ": this build has no CUDA");
 }
 #endif
+
+int64_t peak_resident_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) {
+      try {
+        return static_cast<int64_t>(std::stoll(line.substr(6))) * 1024;  // "VmHWM:   123456 kB"
+      } catch (const std::exception&) {
+        return -1;
+      }
+    }
+  return -1;
+}
 
 }  // namespace circuitscope

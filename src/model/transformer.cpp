@@ -376,6 +376,19 @@ void HookedTransformer::head_results_into(int64_t l, const at::Tensor& z, const 
   at::bmm_out(o, zh, wo_h);
 }
 
+bool HookedTransformer::input_checked(const at::Tensor& t, int64_t bound) const {
+  for (const auto& c : checked_inputs_)
+    if (c.tensor.is_same(t) && c.version == static_cast<int64_t>(t._version()) && c.bound <= bound) return true;
+  return false;
+}
+
+void HookedTransformer::remember_checked(const at::Tensor& t, int64_t bound) {
+  constexpr size_t kRemembered = 4;  // clean and corrupted ids, their logit positions
+  if (input_checked(t, bound)) return;
+  if (checked_inputs_.size() == kRemembered) checked_inputs_.erase(checked_inputs_.begin());
+  checked_inputs_.push_back({t, static_cast<int64_t>(t._version()), bound});
+}
+
 at::Tensor HookedTransformer::forward(const at::Tensor& input_ids_in, const at::Tensor& attention_mask_in, KVCache* cache,
                                       const at::Tensor& position_ids_in, const at::Tensor& logit_positions_in) {
   if (input_ids_in.dim() != 2)
@@ -383,7 +396,7 @@ at::Tensor HookedTransformer::forward(const at::Tensor& input_ids_in, const at::
   at::Tensor ids = input_ids_in.to(device_, at::kLong);
   const int64_t B = ids.size(0), T = ids.size(1);
   if (T == 0) throw Error(ErrorCode::kInput, "input_ids has no positions");
-  {
+  if (!input_checked(ids, cfg_.vocab_size)) {
     at::Tensor bad = (ids < 0).logical_or(ids >= cfg_.vocab_size);
     if (bad.any().item<bool>()) {
       at::Tensor where = bad.nonzero().to(at::kCPU);
@@ -392,6 +405,7 @@ at::Tensor HookedTransformer::forward(const at::Tensor& input_ids_in, const at::
                                          std::to_string(b) + ", position " + std::to_string(t) +
                                          " is out of range: vocab_size is " + std::to_string(cfg_.vocab_size));
     }
+    remember_checked(ids, cfg_.vocab_size);
   }
   at::Tensor logit_pos;  // [B,P]
   if (logit_positions_in.defined()) {
@@ -399,8 +413,11 @@ at::Tensor HookedTransformer::forward(const at::Tensor& input_ids_in, const at::
       throw Error(ErrorCode::kInput, "logit_positions has shape " + shape_str(logit_positions_in.sizes()) + "; expected [" +
                                          std::to_string(B) + ",P]");
     logit_pos = logit_positions_in.to(device_, at::kLong);
-    if (logit_pos.numel() > 0 && (logit_pos.min().item<int64_t>() < 0 || logit_pos.max().item<int64_t>() >= T))
-      throw Error(ErrorCode::kInput, "logit_positions: a position is outside [0," + std::to_string(T) + ")");
+    if (logit_pos.numel() > 0 && !input_checked(logit_pos, T)) {
+      if (logit_pos.min().item<int64_t>() < 0 || logit_pos.max().item<int64_t>() >= T)
+        throw Error(ErrorCode::kInput, "logit_positions: a position is outside [0," + std::to_string(T) + ")");
+      remember_checked(logit_pos, T);
+    }
   }
   const int64_t offset = cache ? cache->length : 0;
   const int64_t S = offset + T;

@@ -124,10 +124,17 @@ void check_finite_scores(HookedTransformer& model, const std::vector<PairExample
 EdgeScores score_edges(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
                        const AttributeSpec& spec, const std::function<void(size_t, size_t)>& on_batch) {
   spec.validate();
+  const c10::Device dev = model.device();
+  if (dev.is_cuda()) reset_peak_device_memory(dev);
   const auto t0 = std::chrono::steady_clock::now();
   const EapResult r = eap_scores(model, graph, examples, spec.eap_options(), spec.batch_size, on_batch);
   EdgeScores out;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.peak_memory_bytes = dev.is_cuda() ? peak_device_memory_bytes(dev) : peak_resident_bytes();
+  spdlog::debug("attribution passes: {:.2f} s, {:.4f} s per example; peak {} {:.1f} MiB", out.seconds,
+                out.seconds / static_cast<double>(examples.size()),
+                dev.is_cuda() ? "GPU memory (CUDA caching allocator, allocated)" : "resident memory of the process",
+                out.peak_memory_bytes / (1024.0 * 1024.0));
   out.scores = edge_scores_from_matrix(graph, r.scores);
   out.metric_clean = r.metric_clean;
   out.metric_corrupted = r.metric_corrupted;
