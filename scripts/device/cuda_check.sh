@@ -22,62 +22,10 @@ DEV=${CS_CHECK_DEVICE:-cuda}
 BUILD=${BUILD_DIR:-build-cuda}
 ROOT=${CS_DEPS_ROOT:-/tmp/cs-deps-root}
 JOBS=${JOBS:-$(nproc)}
-mkdir -p "$OUT"
-LOG="$OUT/cuda_check.log"
-: >"$LOG"
-fails=()
-step() {  # step NAME CMD...: runs CMD, logs it, records a failure
-  local name=$1
-  shift
-  echo "=== $name: $*" | tee -a "$LOG"
-  local t0=$SECONDS
-  "$@" >>"$LOG" 2>&1
-  local rc=$?
-  echo "=== $name: exit $rc, $((SECONDS - t0)) s" | tee -a "$LOG"
-  [ $rc -eq 0 ] || fails+=("$name (exit $rc)")
-  return $rc
-}
-
-# 1. Dependencies and build. With .devdebs, the Debian packages are unpacked into a private root;
-#    without it, the machine's own packages (system, pip, conda or modules) must provide them.
-CMAKE_DEPS=()
-if ls .devdebs/*.deb >/dev/null 2>&1; then
-  mkdir -p "$ROOT"
-  for f in .devdebs/*.deb; do dpkg-deb -x "$f" "$ROOT" || { echo "cuda_check: cannot unpack $f" | tee -a "$LOG"; exit 2; }; done
-  ARCH_LIB="$ROOT/usr/lib/x86_64-linux-gnu"
-  export PATH="$ROOT/usr/bin:$PATH"
-  export LD_LIBRARY_PATH="$ARCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  # The .pc files say prefix=/usr: the sysroot maps their -I/-L flags into $ROOT.
-  export PKG_CONFIG_SYSROOT_DIR="$ROOT" PKG_CONFIG_LIBDIR="$ARCH_LIB/pkgconfig:$ROOT/usr/share/pkgconfig"
-  CMAKE_DEPS=(-DCMAKE_PREFIX_PATH="$ROOT/usr" -DPKG_CONFIG_EXECUTABLE="$ROOT/usr/bin/pkg-config")
-  echo "cuda_check: dependencies from .devdebs (unpacked into $ROOT)" | tee -a "$LOG"
-else
-  echo "cuda_check: no .devdebs/*.deb; using the machine's own packages (run scripts/device/bundle_debs.sh on a Debian machine and carry .devdebs where it has none)" | tee -a "$LOG"
-fi
-if [ -z "${TORCH_DIR:-}" ]; then
-  TORCH_DIR=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "share", "cmake", "Torch"))' 2>>"$LOG") || {
-    echo "cuda_check: no TORCH_DIR and python3 has no torch" | tee -a "$LOG"
-    exit 2
-  }
-fi
-{
-  echo "torch cmake: $TORCH_DIR"
-  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-  g++ --version | head -1
-  cmake --version | head -1
-} >>"$LOG" 2>&1
-GEN=()
-command -v ninja >/dev/null && GEN=(-G Ninja)
-if ! step configure cmake -S . -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$TORCH_DIR" "${CMAKE_DEPS[@]}"; then
-  tail -40 "$LOG"
-  exit 1
-fi
-if ! step build cmake --build "$BUILD" -j "$JOBS"; then
-  grep -E "error|Error" "$LOG" | head -40
-  exit 1
-fi
-BIN="$BUILD/circuitscope"
-export CIRCUITSCOPE_SPM_MODULE="$BUILD"
+CHECK_NAME=cuda_check
+# 1. Dependencies and build (LOG, step, BIN).
+# shellcheck source=scripts/device/device_common.sh
+source scripts/device/device_common.sh
 
 # 2. The runtime as the binary sees it.
 step inspect "$BIN" inspect tests/data/hf-tiny/qwen2-tiny --device "$DEV"

@@ -1,6 +1,7 @@
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -153,6 +154,7 @@ void HookedTransformer::load_weights(const WeightSource& src) {
 }
 
 std::unique_ptr<HookedTransformer> HookedTransformer::from_pretrained(const std::string& dir, const LoadOptions& opts) {
+  const auto t0 = std::chrono::steady_clock::now();
   ModelConfig cfg = load_config(dir);
   const c10::ScalarType dtype = parse_compute_dtype(opts.dtype);
   const c10::Device device = parse_device(opts.device);
@@ -172,6 +174,13 @@ std::unique_ptr<HookedTransformer> HookedTransformer::from_pretrained(const std:
   m->load_weights(src);
   m->fingerprint_ = store.fingerprint();
   m->source_ = dir;
+  // Each weight is read from the mapping and copied once, to its device and dtype.
+  uint64_t stored = 0;
+  for (const auto& name : store.names()) stored += store.at(name).end - store.at(name).begin;
+  spdlog::debug("loaded {}: {} tensors, {:.2f} GiB stored ({}) in {} file(s), to {} as {}, in {:.2f} s", dir,
+                store.names().size(), stored / (1024.0 * 1024.0 * 1024.0), m->stored_dtype_, store.num_files(),
+                device.str(), c10::toString(dtype),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return m;
 }
 
