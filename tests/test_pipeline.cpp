@@ -151,6 +151,31 @@ TEST_CASE("attribute() equals eap_scores, select_circuit and faithfulness called
   REQUIRE(!j["faithfulness"].contains("sweep"));
 }
 
+TEST_CASE("warm_up_attribution leaves the model as it found it", "[pipeline]") {
+  // score_edges calls it on CUDA only; here it runs on the CPU to check that a warm-up changes
+  // nothing that the timed passes then compute.
+  cs_test::TempDir tmp("pipeline_warmup");
+  auto model = cs_test::load_model("hf-tiny/qwen2-tiny");
+  const PairDataset ds = read_fixture_pairs(tmp.path, *model);
+  REQUIRE(ds.examples.size() >= 2);
+  AttributeSpec spec;
+  spec.method = AttributionMethod::kEapIgInputs;
+  spec.ig_steps = 3;
+  spec.batch_size = 4;
+  const Graph g({4, 4, 2, KvEdges::kPerQueryHead});
+  const EdgeScores before = score_edges(*model, g, ds.examples, spec);
+  REQUIRE(before.warmup_seconds == 0.0);  // not on the CPU
+  const double s = warm_up_attribution(*model, g, ds.examples.back(), spec);
+  REQUIRE(s > 0.0);
+  const EdgeScores after = score_edges(*model, g, ds.examples, spec);
+  REQUIRE(after.scores == before.scores);  // bit for bit
+  REQUIRE(after.metric_clean == before.metric_clean);
+  REQUIRE(after.metric_corrupted == before.metric_corrupted);
+  AttributeSpec bad = spec;
+  bad.ig_steps = 0;
+  CHECK_THROWS_AS(warm_up_attribution(*model, g, ds.examples.front(), bad), Error);
+}
+
 TEST_CASE("select_and_measure on scores summed over chunks, as a sweep's merge does", "[pipeline]") {
   cs_test::TempDir tmp("pipeline");
   auto model = cs_test::load_model("hf-tiny/qwen2-tiny");

@@ -43,8 +43,10 @@ int run_attribute(CLI::App* sub, const AttributeOptions& o) {
   }
   const Graph graph(r.graph);
   const std::vector<double>& es = r.scores.scores;
-  spdlog::info("{} pair(s) ({} skipped), {} edges, {} in {:.2f} s; wrote {}", ds.examples.size(), ds.skipped,
-               graph.n_edges(), o.method, r.scores.seconds, o.out);
+  spdlog::info("{} pair(s) ({} skipped), {} edges, {} in {:.2f} s{}; wrote {}", ds.examples.size(), ds.skipped,
+               graph.n_edges(), o.method, r.scores.seconds,
+               r.scores.warmup_seconds > 0 ? fmt::format(" (after a {:.2f} s warm-up)", r.scores.warmup_seconds) : "",
+               o.out);
 
   std::vector<std::pair<double, int64_t>> order;
   for (int64_t e = 0; e < graph.n_edges(); ++e) order.emplace_back(-std::abs(es[e]), e);

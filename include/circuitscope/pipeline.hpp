@@ -64,13 +64,21 @@ struct EdgeScores {
   double metric_clean = 0.0;   // baselines, mean over the examples (negated with loss)
   double metric_corrupted = 0.0;
   int64_t n_examples = 0;
-  double seconds = 0.0;  // wall-clock time of the passes
+  double seconds = 0.0;  // wall-clock time of the passes (the warm-up not included)
+  double warmup_seconds = 0.0;  // warm_up_attribution's time; 0 where none ran (the CPU)
   // On CUDA, the caching allocator's peak during the passes; on the CPU, the process's peak
   // resident memory so far (weights and data included). -1 where unknown.
   int64_t peak_memory_bytes = -1;
 };
+// On CUDA, score_edges first calls warm_up_attribution, outside its timed phase: the first passes
+// of a process pay for the CUDA context, cuBLAS handles and workspaces and the caching allocator's
+// first blocks, which would otherwise be charged to the first batch.
 EdgeScores score_edges(HookedTransformer& model, const Graph& graph, const std::vector<PairExample>& examples,
                        const AttributeSpec& spec, const std::function<void(size_t done, size_t total)>& on_batch = {});
+// The attribution passes on one pair (batch of 1), results discarded; returns the seconds taken,
+// device work included. Leaves the model as it found it (no hooks, no gradients kept).
+double warm_up_attribution(HookedTransformer& model, const Graph& graph, const PairExample& example,
+                           const AttributeSpec& spec);
 
 struct FaithfulnessPoint {
   int64_t top_n = 0;

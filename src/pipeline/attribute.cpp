@@ -125,11 +125,17 @@ EdgeScores score_edges(HookedTransformer& model, const Graph& graph, const std::
                        const AttributeSpec& spec, const std::function<void(size_t, size_t)>& on_batch) {
   spec.validate();
   const c10::Device dev = model.device();
+  double warmup = 0.0;
+  if (dev.is_cuda() && !examples.empty()) {
+    warmup = warm_up_attribution(model, graph, examples.front(), spec);
+    spdlog::debug("warm-up (one pair, not timed below): {:.2f} s", warmup);
+  }
   if (dev.is_cuda()) reset_peak_device_memory(dev);
   const auto t0 = std::chrono::steady_clock::now();
   const EapResult r = eap_scores(model, graph, examples, spec.eap_options(), spec.batch_size, on_batch);
   EdgeScores out;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.warmup_seconds = warmup;
   out.peak_memory_bytes = dev.is_cuda() ? peak_device_memory_bytes(dev) : peak_resident_bytes();
   spdlog::debug("attribution passes: {:.2f} s, {:.4f} s per example; peak {} {:.1f} MiB", out.seconds,
                 out.seconds / static_cast<double>(examples.size()),
@@ -141,6 +147,16 @@ EdgeScores score_edges(HookedTransformer& model, const Graph& graph, const std::
   out.n_examples = r.n_examples;
   check_finite_scores(model, examples, out);
   return out;
+}
+
+double warm_up_attribution(HookedTransformer& model, const Graph& graph, const PairExample& example,
+                           const AttributeSpec& spec) {
+  spec.validate();
+  const auto t0 = std::chrono::steady_clock::now();
+  const EapResult r = eap_scores(model, graph, {example}, spec.eap_options(), 1, {});
+  // eap_scores hands back host values, so the device work is finished here.
+  (void)r;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 FaithfulnessResult measure_faithfulness(HookedTransformer& model, const Graph& graph,
