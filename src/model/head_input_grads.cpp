@@ -102,7 +102,9 @@ void HeadInputGradSum::projection_into(int64_t layer, int stream, const at::Tens
     throw Error(ErrorCode::kInternal, "head input gradients: the output must be a contiguous [" + std::to_string(n) + ",B,T," +
                                           std::to_string(D) + "] tensor in the compute dtype");
   at::Tensor wn = wt.to(at::kFloat).view({np, Dh, D}) * w.ln1.to(at::kFloat);  // W_n diag(ln1)
-  if (n != np) wn = wn.repeat_interleave(n / np, 0);
+  // Each kv head's rows repeated for its query heads, as repeat_interleave would, but without
+  // its host sync (libtorch 1.13 reads the output size back from the device).
+  if (n != np) wn = wn.unsqueeze(1).expand({np, n / np, Dh, D}).reshape({n, Dh, D});
   // In the compute dtype (bfloat16 products run at twice the float32 rate), into memory the
   // caller already holds (a fresh [n,BT,D] result costs as much again in first-touch page faults).
   at::Tensor o = out.view({n, BT, D});
