@@ -18,10 +18,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cs-cuda-check}
-DEV=${CS_CHECK_DEVICE:-cuda}
-BUILD=${BUILD_DIR:-build-cuda}
-ROOT=${CS_DEPS_ROOT:-/tmp/cs-deps-root}
-JOBS=${JOBS:-$(nproc)}
 CHECK_NAME=cuda_check
 # 1. Dependencies and build (LOG, step, BIN).
 # shellcheck source=scripts/device/device_common.sh

@@ -1,8 +1,12 @@
 # Shared by the device checks (cuda_check.sh, speed_check.sh); sourced, not run. The caller sets
-# CHECK_NAME, OUT, BUILD, ROOT and JOBS (and DEVICE_BUILD_TARGET to build one target only). Defines
-# LOG, fails and step(), unpacks .devdebs, builds against the machine's CUDA libtorch, and sets BIN
-# (or takes $CS_BIN, already built).
+# CHECK_NAME and OUT (and DEVICE_BUILD_TARGET to build one target only). Defines DEV, BUILD, ROOT and
+# JOBS from the environment, LOG, fails and step(), unpacks .devdebs, builds against the machine's
+# CUDA libtorch, and sets BIN (or takes $CS_BIN, already built).
 # shellcheck shell=bash
+DEV=${CS_CHECK_DEVICE:-cuda}
+BUILD=${BUILD_DIR:-build-cuda}
+ROOT=${CS_DEPS_ROOT:-/tmp/cs-deps-root}
+JOBS=${JOBS:-$(nproc)}
 mkdir -p "$OUT"
 LOG="$OUT/$CHECK_NAME.log"
 : >"$LOG"

@@ -21,10 +21,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/cs-speed-check}
-DEV=${CS_CHECK_DEVICE:-cuda}
-BUILD=${BUILD_DIR:-build-cuda}
-ROOT=${CS_DEPS_ROOT:-/tmp/cs-deps-root}
-JOBS=${JOBS:-$(nproc)}
 WORK=${CS_SPEED_WORK:-/tmp/cs-speed-work}  # model folders (the 8B one is 15 GiB): not under $OUT
 TOY=${CS_SPEED_TOY:-0}
 PARTS=("$@")
