@@ -274,6 +274,33 @@ TEST_CASE("safetensors headers that claim more than the file holds", "[limits][s
   expect_error([&] { SafetensorsFile::open(p.string()); }, ErrorCode::kFormat, {"overlapping"});
 }
 
+TEST_CASE("config.json claiming absurd sizes is refused before anything is allocated per layer", "[limits][config]") {
+  // Found by CI's 30 s fuzz run: num_hidden_layers = 51,644,637,085,514 made the parser allocate a
+  // per-layer vector (an 800 GB request).
+  std::ifstream in(cs_test::data_dir() + "/hf-tiny/qwen2-tiny/config.json");
+  const nlohmann::json base = nlohmann::json::parse(in);
+  REQUIRE_NOTHROW(parse_config(base, "config.json"));
+  const std::vector<std::pair<std::string, int64_t>> cases = {
+      {"num_hidden_layers", 51644637085514}, {"num_hidden_layers", 4097},
+      {"vocab_size", int64_t{1} << 40},      {"hidden_size", int64_t{1} << 40},
+      {"intermediate_size", int64_t{1} << 40}, {"num_attention_heads", int64_t{1} << 40},
+      {"head_dim", int64_t{1} << 40}};
+  for (const auto& [key, value] : cases) {
+    INFO(key << " = " << value);
+    nlohmann::json j = base;
+    j[key] = value;
+    if (key == "num_attention_heads") j["num_key_value_heads"] = value;
+    if (key == "num_hidden_layers") {  // the per-layer rule that allocated
+      j["use_sliding_window"] = true;
+      j["sliding_window"] = 16;
+    }
+    expect_error([&] { parse_config(j, "config.json"); }, ErrorCode::kConfig, {"config.json", std::to_string(value)});
+  }
+  nlohmann::json at_limit = base;
+  at_limit["num_hidden_layers"] = 4096;
+  CHECK(parse_config(at_limit, "config.json").n_layers == 4096);
+}
+
 TEST_CASE("NaN or Inf in weights or activations: a warning naming the tensor, an error with --strict",
           "[limits][model]") {
   cs_test::TempDir tmp("limits-nan");

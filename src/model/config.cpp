@@ -2,6 +2,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "circuitscope/config.hpp"
@@ -13,6 +14,11 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxHeads = 4096;
+constexpr int64_t kMaxWidth = int64_t{1} << 20;  // hidden_size, intermediate_size, head_dim
+constexpr int64_t kMaxVocab = int64_t{1} << 24;
 
 [[noreturn]] void bad(const std::string& source, const std::string& what) {
   throw Error(ErrorCode::kConfig, source + ": " + what);
@@ -124,6 +130,15 @@ ModelConfig parse_config(const json& j, const std::string& source) {
                           {"num_attention_heads", c.n_heads}, {"num_key_value_heads", c.n_kv_heads},
                           {"intermediate_size", c.d_mlp}})
     if (v <= 0) bad(source, std::string("\"") + name + "\" must be positive; found " + std::to_string(v));
+  // Upper bounds far above any real model (the largest have about 130 layers, 16,384 wide and 256k
+  // vocabularies), so that a hostile file cannot make the parser or the loader allocate per claimed
+  // layer, and products of sizes cannot overflow int64.
+  for (auto [name, v, most] : {std::tuple{"vocab_size", c.vocab_size, kMaxVocab}, {"hidden_size", c.d_model, kMaxWidth},
+                               {"num_hidden_layers", c.n_layers, kMaxLayers}, {"num_attention_heads", c.n_heads, kMaxHeads},
+                               {"intermediate_size", c.d_mlp, kMaxWidth}})
+    if (v > most)
+      bad(source, std::string("\"") + name + "\" is " + std::to_string(v) + "; at most " + std::to_string(most) +
+                      " is supported");
   if (c.n_heads % c.n_kv_heads != 0)
     bad(source, "num_attention_heads (" + std::to_string(c.n_heads) + ") must be a multiple of num_key_value_heads (" +
                     std::to_string(c.n_kv_heads) + ")");
@@ -135,7 +150,9 @@ ModelConfig parse_config(const json& j, const std::string& source) {
                       std::to_string(c.n_heads) + ") and no head_dim is given");
     c.head_dim = c.d_model / c.n_heads;
   }
-  if (c.head_dim <= 0 || c.head_dim % 2 != 0) bad(source, "head_dim must be a positive even number; found " + std::to_string(c.head_dim));
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0 || c.head_dim > kMaxWidth)
+    bad(source, "head_dim must be a positive even number up to " + std::to_string(kMaxWidth) + "; found " +
+                    std::to_string(c.head_dim));
   c.rms_norm_eps = get_num(j, source, "rms_norm_eps", 1e-6);
   parse_rope(j, source, c);
   c.tie_word_embeddings = get_bool(j, source, "tie_word_embeddings", c.arch->default_tie);
