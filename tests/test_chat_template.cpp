@@ -275,6 +275,32 @@ TEST_CASE("Hand-worked renders", "[chat]") {
   CHECK(render_template("[{{ m.reasoning_content }}]{{ m.content }}", {{"m", {{"content", nullptr}}}}) == "[]None");
 }
 
+TEST_CASE("Integers beyond 64 bits are an error and not undefined behaviour", "[chat]") {
+  // Python's ints have no bound; ours are int64. Found by the fuzzer (UBSan: 1.41312e+19 converted
+  // to long in `|int`).
+  auto unsupported = [](const std::string& tmpl, const std::string& needle) {
+    INFO(tmpl);
+    try {
+      (void)render_template(tmpl, {{"xs", ordered_json::parse(R"([{"a": 1}])")}});
+      FAIL("no error");
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::kUnsupported);
+      CHECK(contains(e.what(), needle));
+    }
+  };
+  unsupported("{{ 1.5e19|int }}", "beyond 64 bits");
+  unsupported("{{ -9.3e18|int }}", "beyond 64 bits");
+  unsupported("{{ '14131211109876543210.5'|int }}", "beyond 64 bits");
+  unsupported("{{ '91908988878685848382'|int }}", "beyond 64 bits");
+  unsupported("{{ (-9223372036854775807 - 1)|abs }}", "beyond 64 bits");
+  unsupported("{{ xs|map(attribute='0.99999999999999999999')|list }}", "beyond 64 bits");
+  unsupported("{{ xs.99999999999999999999 }}", "beyond 64 bits");
+  // The largest values that fit still convert.
+  CHECK(render_template("{{ 9.2e18|int }} {{ -9.2e18|int }} {{ '9223372036854775807'|int }} {{ -9223372036854775807|abs }}",
+                        ordered_json::object()) ==
+        "9200000000000000000 -9200000000000000000 9223372036854775807 9223372036854775807");
+}
+
 TEST_CASE("Template errors carry line and column", "[chat]") {
   SECTION("syntax error") {
     try {

@@ -2,9 +2,11 @@
 // exposes them, and Hugging Face's additions (tojson with json.dumps options, raise_exception,
 // strftime_now).
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
+#include <limits>
 #include <unordered_map>
 #include <utf8proc.h>
 
@@ -613,7 +615,13 @@ Value attr_path(const Value& v, const std::string& path) {
     size_t dot = path.find('.', start);
     std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char x) { return std::isdigit(static_cast<unsigned char>(x)); });
-    cur = numeric ? get_item(cur, Value(static_cast<int64_t>(std::stoll(part)))) : get_item(cur, Value(part));
+    int64_t index = 0;
+    if (numeric) {
+      errno = 0;
+      index = std::strtoll(part.c_str(), nullptr, 10);
+      if (errno == ERANGE) throw_unsupported("attribute path '" + path + "': index beyond 64 bits");
+    }
+    cur = numeric ? get_item(cur, Value(index)) : get_item(cur, Value(part));
     if (dot == std::string::npos) return cur;
     start = dot + 1;
   }
@@ -632,10 +640,23 @@ Value ignore_case(const Value& v, bool case_sensitive) {
   return !case_sensitive && v.is_string() ? Value(py_lower(v.as_string())) : v;
 }
 
+// Python's int() of a float: truncation toward zero. Its result may be any size; ours must fit in
+// 64 bits (converting a double outside that range is undefined behaviour in C++).
+Value int_of_double(double d) {
+  const double t = std::trunc(d);
+  constexpr double kTwo63 = 9223372036854775808.0;
+  if (!(t >= -kTwo63 && t < kTwo63))
+    throw_unsupported("int(" + std::to_string(d) + "): integers beyond 64 bits are not supported");
+  return Value(static_cast<int64_t>(t));
+}
+
 Value f_abs(Runtime&, const Value& v, CallArgs& a) {
   Params p(a, "abs", {});
   if (v.is_float()) return Value(std::fabs(v.as_float()));
-  if (v.is_int() || v.is_bool()) return Value(static_cast<int64_t>(std::llabs(v.int_value())));
+  if (v.is_int() || v.is_bool()) {
+    if (v.int_value() == std::numeric_limits<int64_t>::min()) throw_unsupported("abs(-2**63): integers beyond 64 bits are not supported");
+    return Value(static_cast<int64_t>(std::llabs(v.int_value())));
+  }
   throw_type_error("bad operand type for abs(): '" + type_name(v) + "'");
 }
 
@@ -818,13 +839,13 @@ Value f_int(Runtime&, const Value& v, CallArgs& a) {
   if (v.is_float()) {
     double d = v.as_float();
     if (std::isnan(d) || std::isinf(d)) return def;
-    return Value(static_cast<int64_t>(std::trunc(d)));
+    return int_of_double(d);
   }
   if (v.is_string()) {
     int64_t i = 0;
     if (parse_py_int(v.as_string(), base, i)) return Value(i);
     double d = 0;
-    if (parse_py_float(v.as_string(), d) && !std::isnan(d) && !std::isinf(d)) return Value(static_cast<int64_t>(std::trunc(d)));
+    if (parse_py_float(v.as_string(), d) && !std::isnan(d) && !std::isinf(d)) return int_of_double(d);
   }
   return def;
 }

@@ -2,6 +2,7 @@
 // (same whitespace rules with trim_blocks and lstrip_blocks on, same precedence), because chat
 // templates are whitespace-sensitive and are written against that implementation.
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -1013,7 +1014,10 @@ class Parser {
       auto g = node<GetItemExpr>(a.loc);
       g->obj = std::move(obj);
       auto c = node<ConstExpr>(a.loc);
-      c->value = Value(static_cast<int64_t>(std::strtoll(a.value.c_str(), nullptr, 10)));
+      errno = 0;
+      const long long v = std::strtoll(a.value.c_str(), nullptr, 10);
+      if (errno == ERANGE) unsupported_error(name_, a.loc, "integer subscript beyond 64 bits");
+      c->value = Value(static_cast<int64_t>(v));
       g->key = std::move(c);
       return g;
     }
