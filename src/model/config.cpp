@@ -126,19 +126,17 @@ ModelConfig parse_config(const json& j, const std::string& source) {
   c.n_kv_heads = get_int(j, source, "num_key_value_heads", c.n_heads);
   c.d_mlp = get_int(j, source, "intermediate_size");
   c.max_position_embeddings = get_int(j, source, "max_position_embeddings", 32768);
-  for (auto [name, v] : {std::pair{"vocab_size", c.vocab_size}, {"hidden_size", c.d_model}, {"num_hidden_layers", c.n_layers},
-                          {"num_attention_heads", c.n_heads}, {"num_key_value_heads", c.n_kv_heads},
-                          {"intermediate_size", c.d_mlp}})
-    if (v <= 0) bad(source, std::string("\"") + name + "\" must be positive; found " + std::to_string(v));
   // Upper bounds far above any real model (the largest have about 130 layers, 16,384 wide and 256k
   // vocabularies), so that a hostile file cannot make the parser or the loader allocate per claimed
   // layer, and products of sizes cannot overflow int64.
   for (auto [name, v, most] : {std::tuple{"vocab_size", c.vocab_size, kMaxVocab}, {"hidden_size", c.d_model, kMaxWidth},
                                {"num_hidden_layers", c.n_layers, kMaxLayers}, {"num_attention_heads", c.n_heads, kMaxHeads},
-                               {"intermediate_size", c.d_mlp, kMaxWidth}})
+                               {"num_key_value_heads", c.n_kv_heads, kMaxHeads}, {"intermediate_size", c.d_mlp, kMaxWidth}}) {
+    if (v <= 0) bad(source, std::string("\"") + name + "\" must be positive; found " + std::to_string(v));
     if (v > most)
       bad(source, std::string("\"") + name + "\" is " + std::to_string(v) + "; at most " + std::to_string(most) +
                       " is supported");
+  }
   if (c.n_heads % c.n_kv_heads != 0)
     bad(source, "num_attention_heads (" + std::to_string(c.n_heads) + ") must be a multiple of num_key_value_heads (" +
                     std::to_string(c.n_kv_heads) + ")");

@@ -450,6 +450,13 @@ class Parser {
     if (pos_ + 1 < toks_.size()) ++pos_;
     return t;
   }
+  // An integer token's value (a literal or a `.0` subscript); Python's ints have no bound, ours 64 bits.
+  Value int_token(const Token& t) const {
+    errno = 0;
+    const long long v = std::strtoll(t.value.c_str(), nullptr, 10);
+    if (errno == ERANGE) unsupported_error(name_, t.loc, "integer " + t.value + " is beyond 64 bits");
+    return Value(static_cast<int64_t>(v));
+  }
   bool is_op(const char* op) const { return cur().type == Tok::kOp && cur().value == op; }
   bool is_name(const char* n) const { return cur().type == Tok::kName && cur().value == n; }
   bool skip_op(const char* op) {
@@ -938,10 +945,7 @@ class Parser {
     if (t.type == Tok::kInt) {
       next();
       auto c = node<ConstExpr>(t.loc);
-      errno = 0;
-      long long v = std::strtoll(t.value.c_str(), nullptr, 10);
-      if (errno == ERANGE) unsupported_error(name_, t.loc, "integer literal beyond 64 bits");
-      c->value = Value(static_cast<int64_t>(v));
+      c->value = int_token(t);
       return c;
     }
     if (t.type == Tok::kFloat) {
@@ -1014,10 +1018,7 @@ class Parser {
       auto g = node<GetItemExpr>(a.loc);
       g->obj = std::move(obj);
       auto c = node<ConstExpr>(a.loc);
-      errno = 0;
-      const long long v = std::strtoll(a.value.c_str(), nullptr, 10);
-      if (errno == ERANGE) unsupported_error(name_, a.loc, "integer subscript beyond 64 bits");
-      c->value = Value(static_cast<int64_t>(v));
+      c->value = int_token(a);
       g->key = std::move(c);
       return g;
     }
